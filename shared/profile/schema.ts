@@ -1,0 +1,221 @@
+/**
+ * The one source of truth for the SeccompProfile v1beta1 schema. The TypeScript types below are
+ * derived from it, the validator compiles it, and `scripts/gen-crd.ts` turns it into the CRD in
+ * `manifests/crds/` (a unit test fails when the committed CRD drifts).
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { ACTIONS, ARCHITECTURES, FLAGS, MAX_ARG_INDEX, MAX_ARGS, OPERATORS, PROFILE_STATES } from './enums.js';
+import type { Action, Architecture, Flag, Operator, ProfileState } from './enums.js';
+
+/** A string enum as a plain `{type: string, enum}` schema, which both Ajv and Kubernetes accept. */
+function stringEnum<T extends string>(values: readonly T[], description: string): TSchema & { static: T } {
+  return Type.Unsafe<T>({ type: 'string', enum: [...values], description });
+}
+
+/** A uint64 argument value. bigint carries values above 2^53 from YAML without losing bits. */
+function uint64(description: string): TSchema & { static: number | bigint } {
+  return Type.Unsafe<number | bigint>({ type: 'integer', format: 'int64', minimum: 0, description });
+}
+
+export const ArgSchema = Type.Object(
+  {
+    index: Type.Integer({
+      minimum: 0,
+      maximum: MAX_ARG_INDEX,
+      description: `The index of the syscall argument to compare, 0 to ${MAX_ARG_INDEX}.`,
+    }),
+    value: Type.Optional(uint64('The value the argument is compared with. Zero when left out.')),
+    valueTwo: Type.Optional(
+      uint64(
+        'The second value, used only by SCMP_CMP_MASKED_EQ: the argument masked with value must equal valueTwo. Zero when left out.',
+      ),
+    ),
+    op: stringEnum<Operator>(
+      OPERATORS,
+      `How the argument is compared: ${OPERATORS.join(', ')}.`,
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'A condition on one syscall argument; the rule matches only when every condition holds.',
+  },
+);
+
+export const SyscallSchema = Type.Object(
+  {
+    names: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description:
+        'The syscall names this rule applies to, as the kernel names them (for example openat, clone3). Names unknown on every architecture are rejected.',
+    }),
+    action: stringEnum<Action>(
+      ACTIONS,
+      `The action taken when one of the syscalls is made: ${ACTIONS.join(', ')}.`,
+    ),
+    errnoRet: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'The errno returned by SCMP_ACT_ERRNO (or the value passed to the tracer by SCMP_ACT_TRACE). Only valid with those two actions; EPERM (1) when left out.',
+      }),
+    ),
+    args: Type.Optional(
+      Type.Array(ArgSchema, {
+        maxItems: MAX_ARGS,
+        description: `Conditions on the syscall's arguments, at most ${MAX_ARGS}; the rule applies only when all hold.`,
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'A rule: an action for a set of syscalls, optionally only for some argument values.',
+  },
+);
+
+export const SpecSchema = Type.Object(
+  {
+    disabled: Type.Optional(
+      Type.Boolean({
+        description: 'When true the profile is kept in the API but not installed on any node.',
+      }),
+    ),
+    baseProfileName: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'The name of another SeccompProfile in the same namespace whose syscall rules this profile extends. Rules of this profile take precedence over the base for the same syscall and argument conditions.',
+      }),
+    ),
+    defaultAction: stringEnum<Action>(
+      ACTIONS,
+      `The action for every syscall no rule matches: ${ACTIONS.join(', ')}.`,
+    ),
+    architectures: Type.Optional(
+      Type.Array(
+        stringEnum<Architecture>(ARCHITECTURES, `One of ${ARCHITECTURES.join(', ')}.`),
+        {
+          description:
+            'The architectures the filter accepts calls from; calls from any other architecture are killed. The native architecture when left out.',
+        },
+      ),
+    ),
+    listenerPath: Type.Optional(
+      Type.String({
+        description: 'The path of a UNIX socket to which the runtime sends the seccomp notify file descriptor (SCMP_ACT_NOTIFY).',
+      }),
+    ),
+    listenerMetadata: Type.Optional(
+      Type.String({ description: 'Opaque data the runtime passes to the seccomp notify listener.' }),
+    ),
+    syscalls: Type.Optional(
+      Type.Array(SyscallSchema, {
+        description: 'The rules: which syscalls get which action. Rules are written in the order given.',
+      }),
+    ),
+    flags: Type.Optional(
+      Type.Array(stringEnum<Flag>(FLAGS, `One of ${FLAGS.join(', ')}.`), {
+        description: `Flags passed to seccomp(2) when the filter is loaded: ${FLAGS.join(', ')}.`,
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'The seccomp profile: what the node writes to <kubelet root>/seccomp/operator/<namespace>/<name>.json.',
+  },
+);
+
+const ConditionSchema = Type.Object(
+  {
+    type: Type.String({ description: 'The condition type, for example Ready.' }),
+    status: stringEnum<'True' | 'False' | 'Unknown'>(['True', 'False', 'Unknown'], 'True, False or Unknown.'),
+    reason: Type.Optional(Type.String({ description: 'A CamelCase reason for the last transition.' })),
+    message: Type.Optional(Type.String({ description: 'A human readable message about the last transition.' })),
+    lastTransitionTime: Type.Optional(
+      Type.String({ format: 'date-time', description: 'When the condition last changed status.' }),
+    ),
+    observedGeneration: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'The generation of the spec the condition was computed for.' }),
+    ),
+  },
+  { description: 'A condition of the profile, in the Kubernetes style.' },
+);
+
+const NodeStatusSchema = Type.Object(
+  {
+    nodeName: Type.String({ description: 'The node this entry is about.' }),
+    status: stringEnum<ProfileState>(PROFILE_STATES, `The profile's state on this node: ${PROFILE_STATES.join(', ')}.`),
+    message: Type.Optional(Type.String({ description: 'Why the profile is in this state on this node.' })),
+    sha256: Type.Optional(Type.String({ description: 'SHA-256 of the file on this node.' })),
+    observedGeneration: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'The generation of the spec installed on this node.' }),
+    ),
+    activeWorkloads: Type.Optional(
+      Type.Array(Type.String(), { description: 'namespace/pod of the pods on this node that use the profile.' }),
+    ),
+    lastUpdateTime: Type.Optional(Type.String({ format: 'date-time', description: 'When this entry was written.' })),
+  },
+  { description: 'The state of the profile on one node, written by that node\'s agent.' },
+);
+
+export const StatusSchema = Type.Object(
+  {
+    status: Type.Optional(
+      stringEnum<ProfileState>(PROFILE_STATES, `The overall state: ${PROFILE_STATES.join(', ')}.`),
+    ),
+    localhostProfile: Type.Optional(
+      Type.String({
+        description:
+          'The value for a pod\'s securityContext.seccompProfile.localhostProfile: operator/<namespace>/<name>.json.',
+      }),
+    ),
+    path: Type.Optional(Type.String({ description: 'The file path on the nodes.' })),
+    conditions: Type.Optional(
+      Type.Array(ConditionSchema, {
+        description: 'Conditions of the profile; Ready tells whether it is installed everywhere.',
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['type'],
+      }),
+    ),
+    observedGeneration: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'The generation of the spec the status describes.' }),
+    ),
+    activeWorkloads: Type.Optional(
+      Type.Array(Type.String(), { description: 'namespace/pod of the pods that use the profile, on any node.' }),
+    ),
+    nodes: Type.Optional(
+      Type.Array(NodeStatusSchema, {
+        description: 'Per-node detail: one entry per node that runs an agent, written by that agent.',
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['nodeName'],
+      }),
+    ),
+  },
+  { description: 'What the agents report about the profile.' },
+);
+
+export type Arg = Static<typeof ArgSchema>;
+export type SyscallRule = Static<typeof SyscallSchema>;
+export type SeccompProfileSpec = Static<typeof SpecSchema>;
+export type SeccompProfileStatus = Static<typeof StatusSchema>;
+export type ProfileCondition = Static<typeof ConditionSchema>;
+export type NodeStatus = Static<typeof NodeStatusSchema>;
+
+/** The parts of object metadata the agent uses. */
+export interface ProfileMeta {
+  name: string;
+  namespace: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+}
+
+/** A SeccompProfile as the agent holds it, from a file or from the API server. */
+export interface SeccompProfile {
+  apiVersion: string;
+  kind: 'SeccompProfile';
+  metadata: ProfileMeta;
+  spec: SeccompProfileSpec;
+  status?: SeccompProfileStatus;
+}

@@ -1,0 +1,264 @@
+/**
+ * Validation of SeccompProfile documents: the structure comes from the schema (Ajv), the rules the
+ * schema cannot say (errnoRet per action, unknown syscall names, conflicting rules, Docker fields
+ * pasted into a v1beta1 spec, object names) are checked here. Pure: no I/O.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+import { ACTIONS_WITH_ERRNO, API_GROUP, API_VERSION, KIND } from './enums.js';
+import type { Finding } from './findings.js';
+import { namespaceProblem, objectNameProblem } from './names.js';
+import { SpecSchema, type SeccompProfile, type SeccompProfileSpec, type SyscallRule } from './schema.js';
+
+/** What validation needs to know about syscalls (the generated tables, passed in to keep this pure). */
+export interface SyscallCatalog {
+  isKnown(name: string): boolean;
+  allNames(): readonly string[];
+}
+
+/** Fields of the Docker / OCI profile format that v1beta1 does not have, with what to use instead. */
+const FOREIGN_FIELDS: Readonly<Record<string, string>> = {
+  archMap: 'it comes from the Docker profile format; list the architectures in spec.architectures',
+  defaultErrnoRet:
+    'v1beta1 has no default errno; SCMP_ACT_ERRNO returns EPERM unless a rule sets errnoRet',
+  defaultErrno: 'v1beta1 has no default errno; set errnoRet on the SCMP_ACT_ERRNO rules',
+  includes: 'it comes from the Docker profile format; keep only the rules that apply, as plain rules',
+  excludes: 'it comes from the Docker profile format; keep only the rules that apply, as plain rules',
+  comment: 'v1beta1 has no comment field; use a YAML comment or an annotation',
+  errno: "it comes from the Docker profile format; use errnoRet with the number (EPERM is 1)",
+  name: "a rule lists its syscalls in 'names' (a list)",
+  seccomp: 'put the profile fields directly under spec',
+};
+
+const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
+ajv.addFormat('int64', true);
+ajv.addFormat('date-time', true);
+const checkSpec = ajv.compile<SeccompProfileSpec>(SpecSchema);
+
+/** `/syscalls/0/action` → `spec.syscalls[0].action`. */
+function fieldPath(instancePath: string, extra?: string): string {
+  const parts = instancePath.split('/').filter((p) => p.length > 0);
+  if (extra !== undefined) parts.push(extra);
+  let out = 'spec';
+  for (const p of parts) out += /^\d+$/.test(p) ? `[${p}]` : `.${p}`;
+  return out;
+}
+
+function describeValue(v: unknown): string {
+  return typeof v === 'string' ? `"${v}"` : JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+}
+
+function valueAt(root: unknown, instancePath: string): unknown {
+  let cur: unknown = root;
+  for (const p of instancePath.split('/').filter((s) => s.length > 0)) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur;
+}
+
+function ajvFinding(e: ErrorObject, spec: unknown): Finding {
+  const path = fieldPath(e.instancePath);
+  const value = valueAt(spec, e.instancePath);
+  switch (e.keyword) {
+    case 'enum': {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
+      return {
+        severity: 'error',
+        reason: 'InvalidValue',
+        path,
+        message: `${describeValue(value)} is not valid; use one of ${allowed.join(', ')}`,
+      };
+    }
+    case 'additionalProperties': {
+      const field = (e.params as { additionalProperty: string }).additionalProperty;
+      const hint = FOREIGN_FIELDS[field];
+      return {
+        severity: 'error',
+        reason: 'UnknownField',
+        path: fieldPath(e.instancePath, field),
+        message: `is not a field of SeccompProfile ${API_VERSION}${hint === undefined ? '' : ` (${hint})`}`,
+      };
+    }
+    case 'required': {
+      const field = (e.params as { missingProperty: string }).missingProperty;
+      return { severity: 'error', reason: 'MissingField', path: fieldPath(e.instancePath, field), message: 'is required' };
+    }
+    case 'minItems':
+      return { severity: 'error', reason: 'EmptyList', path, message: 'must list at least one entry' };
+    case 'maxItems':
+      return { severity: 'error', reason: 'TooMany', path, message: `${e.message ?? 'has too many entries'}` };
+    case 'minimum':
+    case 'maximum':
+      return { severity: 'error', reason: 'OutOfRange', path, message: `${describeValue(value)} ${e.message ?? 'is out of range'}` };
+    default:
+      return { severity: 'error', reason: 'InvalidValue', path, message: `${describeValue(value)} ${e.message ?? 'is invalid'}` };
+  }
+}
+
+/** Ajv knows numbers, not bigints: validate a copy where bigints are plain numbers. */
+function forSchemaCheck(v: unknown): unknown {
+  if (typeof v === 'bigint') return Number(v);
+  if (Array.isArray(v)) return v.map(forSchemaCheck);
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, forSchemaCheck(x)]));
+  }
+  return v;
+}
+
+/** Edit distance, for "did you mean" on a misspelt syscall name. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_v, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j] ?? 0;
+      row[j] = Math.min(cur + 1, (row[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+function closest(name: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const n of names) {
+    const d = distance(name, n);
+    if (d < bestD) {
+      bestD = d;
+      best = n;
+    }
+  }
+  return best;
+}
+
+const argKey = (rule: SyscallRule): string =>
+  JSON.stringify(
+    (rule.args ?? [])
+      .map((a) => [a.index, String(a.value ?? 0), String(a.valueTwo ?? 0), a.op])
+      .sort(),
+  );
+
+/** The checks the schema cannot express, over a spec that passed the schema. */
+function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Finding[] {
+  const out: Finding[] = [];
+  const seen = new Map<string, { action: string; at: string }>();
+  (spec.syscalls ?? []).forEach((rule, i) => {
+    const at = `spec.syscalls[${i}]`;
+    if (rule.errnoRet !== undefined && !ACTIONS_WITH_ERRNO.includes(rule.action)) {
+      out.push({
+        severity: 'error',
+        reason: 'ErrnoRetNotAllowed',
+        path: `${at}.errnoRet`,
+        message: `is only valid with ${ACTIONS_WITH_ERRNO.join(' or ')}, not ${rule.action}`,
+      });
+    }
+    const indexes = new Set<number>();
+    (rule.args ?? []).forEach((arg, j) => {
+      if (indexes.has(arg.index)) {
+        out.push({
+          severity: 'warning',
+          reason: 'RepeatedArgIndex',
+          path: `${at}.args[${j}].index`,
+          message: `argument ${arg.index} is compared more than once in this rule; libseccomp requires all to hold`,
+        });
+      }
+      indexes.add(arg.index);
+      if (arg.op !== 'SCMP_CMP_MASKED_EQ' && arg.valueTwo !== undefined && BigInt(arg.valueTwo) !== 0n) {
+        out.push({
+          severity: 'warning',
+          reason: 'ValueTwoIgnored',
+          path: `${at}.args[${j}].valueTwo`,
+          message: `is only used by SCMP_CMP_MASKED_EQ; ${arg.op} ignores it`,
+        });
+      }
+    });
+    const conditions = argKey(rule);
+    rule.names.forEach((name, j) => {
+      if (!catalog.isKnown(name)) {
+        const guess = closest(name, catalog.allNames());
+        out.push({
+          severity: 'error',
+          reason: 'UnknownSyscall',
+          path: `${at}.names[${j}]`,
+          message: `"${name}" is not a syscall on any architecture${guess === undefined ? '' : ` (did you mean "${guess}"?)`}; runc would skip it silently, so it is refused`,
+        });
+        return;
+      }
+      const key = `${name}\u0000${conditions}`;
+      const prior = seen.get(key);
+      if (prior === undefined) {
+        seen.set(key, { action: rule.action, at: `${at}.names[${j}]` });
+      } else if (prior.action !== rule.action) {
+        out.push({
+          severity: 'warning',
+          reason: 'ConflictingRules',
+          path: `${at}.names[${j}]`,
+          message: `"${name}" already has action ${prior.action} at ${prior.at} with the same argument conditions; libseccomp keeps one of them, so the action taken is not the one you can read here`,
+        });
+      }
+    });
+  });
+  return out;
+}
+
+/** Validates a spec that came in as unknown data; returns the findings (empty when valid). */
+export function validateSpec(spec: unknown, catalog: SyscallCatalog): Finding[] {
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
+    return [{ severity: 'error', reason: 'MissingField', path: 'spec', message: 'is required and must be an object' }];
+  }
+  if (!checkSpec(forSchemaCheck(spec))) {
+    return (checkSpec.errors ?? []).map((e) => ajvFinding(e, spec));
+  }
+  return semanticFindings(spec as SeccompProfileSpec, catalog);
+}
+
+/** The result of reading one document as a SeccompProfile. */
+export type ProfileCheck =
+  | { ok: true; profile: SeccompProfile; warnings: Finding[] }
+  | { ok: false; ref: string; errors: Finding[]; warnings: Finding[] };
+
+/**
+ * Validates a whole SeccompProfile object (apiVersion, kind, metadata and spec). `defaultNamespace`
+ * is used when metadata.namespace is absent, as kubectl does with the current namespace.
+ */
+export function validateProfile(doc: unknown, catalog: SyscallCatalog, defaultNamespace = 'default'): ProfileCheck {
+  const obj = (doc !== null && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
+  const meta = (obj['metadata'] !== null && typeof obj['metadata'] === 'object' ? obj['metadata'] : {}) as Record<string, unknown>;
+  const name = typeof meta['name'] === 'string' ? meta['name'] : '';
+  const namespace = typeof meta['namespace'] === 'string' ? meta['namespace'] : defaultNamespace;
+  const ref = `${namespace}/${name === '' ? '<no name>' : name}`;
+  const findings: Finding[] = [];
+  const expectedApi = `${API_GROUP}/${API_VERSION}`;
+  if (obj['apiVersion'] !== expectedApi) {
+    findings.push({
+      severity: 'error',
+      reason: 'WrongApiVersion',
+      path: 'apiVersion',
+      message: `${describeValue(obj['apiVersion'])} is not supported; use ${expectedApi}`,
+    });
+  }
+  if (obj['kind'] !== KIND) {
+    findings.push({ severity: 'error', reason: 'WrongKind', path: 'kind', message: `must be ${KIND}` });
+  }
+  const nameProblem = objectNameProblem(name);
+  if (nameProblem !== undefined) {
+    findings.push({ severity: 'error', reason: 'InvalidName', path: 'metadata.name', message: nameProblem });
+  }
+  const nsProblem = namespaceProblem(namespace);
+  if (nsProblem !== undefined) {
+    findings.push({ severity: 'error', reason: 'InvalidName', path: 'metadata.namespace', message: nsProblem });
+  }
+  findings.push(...validateSpec(obj['spec'], catalog));
+  const errors = findings.filter((f) => f.severity === 'error');
+  const warnings = findings.filter((f) => f.severity === 'warning');
+  if (errors.length > 0) return { ok: false, ref, errors, warnings };
+  const profile: SeccompProfile = {
+    apiVersion: expectedApi,
+    kind: KIND,
+    metadata: { ...(meta as object), name, namespace },
+    spec: obj['spec'] as SeccompProfileSpec,
+  };
+  return { ok: true, profile, warnings };
+}
