@@ -1,0 +1,150 @@
+/**
+ * Makes the node's operator directory match a plan. One apply runs at a time; a plan that arrives
+ * while one runs replaces any plan still waiting (only the newest matters).
+ *
+ * Nothing is lost on bad input: a profile that becomes invalid keeps its last good file on disk (pods
+ * that use it can still start) and is reported as Error; only a profile that is gone, or disabled,
+ * has its file removed.
+ */
+import type { Logger } from 'pino';
+import type { Desired } from '../../../shared/profile/desired.js';
+import { describeFindings, type Finding } from '../../../shared/profile/findings.js';
+import { messageOf } from '../../../shared/errors.js';
+import { localhostProfile, profilePath, sha256, type ProfileWriter } from './writer.js';
+
+export type NodeProfileState = 'Installed' | 'Error' | 'Disabled';
+
+/** What this node knows about one profile, for /v1/profiles, status and --once. */
+export interface ProfileReport {
+  namespace: string;
+  name: string;
+  state: NodeProfileState;
+  path: string;
+  localhostProfile: string;
+  /** sha256 of the bytes on disk, when a file is there. */
+  sha256?: string;
+  message?: string;
+  warnings: Finding[];
+  bases: string[];
+}
+
+export interface ApplyResult {
+  written: string[];
+  removed: string[];
+  failed: string[];
+}
+
+export class Reconciler {
+  readonly #writer: ProfileWriter;
+  readonly #log: Logger;
+  readonly #kubeletRoot: string;
+  #plan = new Map<string, Desired>();
+  readonly #reports = new Map<string, ProfileReport>();
+  #running: Promise<void> = Promise.resolve();
+
+  constructor(writer: ProfileWriter, kubeletRoot: string, log: Logger) {
+    this.#writer = writer;
+    this.#kubeletRoot = kubeletRoot;
+    this.#log = log;
+  }
+
+  /** The reports, sorted by key. */
+  reports(): ProfileReport[] {
+    return [...this.#reports.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, r]) => r);
+  }
+
+  /** The current plan entry for a key (drift repair uses it). */
+  planned(key: string): Desired | undefined {
+    return this.#plan.get(key);
+  }
+
+  /** Applies a new plan after whatever apply is running; resolves when it is done. */
+  apply(plan: Map<string, Desired>): Promise<ApplyResult> {
+    const run = this.#running.then(() => this.#applyNow(plan));
+    this.#running = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** At start: removes what no profile accounts for (including temp files a crash left). */
+  async sweep(plan: Map<string, Desired>): Promise<string[]> {
+    const keep = new Set<string>();
+    for (const [key, d] of plan) if (d.kind !== 'disabled') keep.add(key);
+    const removed = await this.#writer.sweep(keep);
+    for (const path of removed) this.#log.info({ path }, 'removed a file no profile accounts for');
+    return removed;
+  }
+
+  /** Re-applies one planned profile, e.g. after someone edited or deleted its file. */
+  async repair(key: string): Promise<'restored' | 'unchanged' | 'not-managed'> {
+    const d = this.#plan.get(key);
+    if (d === undefined || d.kind !== 'install') return 'not-managed';
+    const outcome = await this.#writer.install(d.namespace, d.name, d.content);
+    if (outcome === 'unchanged') return 'unchanged';
+    this.#log.warn({ profile: key, outcome }, 'profile file was changed on disk; restored it');
+    return 'restored';
+  }
+
+  async #applyNow(plan: Map<string, Desired>): Promise<ApplyResult> {
+    const previous = this.#plan;
+    this.#plan = plan;
+    const result: ApplyResult = { written: [], removed: [], failed: [] };
+    for (const [key, d] of plan) {
+      const base = {
+        namespace: d.namespace,
+        name: d.name,
+        path: profilePath(this.#kubeletRoot, d.namespace, d.name),
+        localhostProfile: localhostProfile(d.namespace, d.name),
+        warnings: d.kind === 'error' ? [] : d.warnings,
+        bases: d.kind === 'disabled' ? [] : d.bases,
+      };
+      try {
+        if (d.kind === 'install') {
+          const outcome = await this.#writer.install(d.namespace, d.name, d.content);
+          if (outcome !== 'unchanged') {
+            result.written.push(key);
+            this.#log.info({ profile: key, outcome, bytes: Buffer.byteLength(d.content) }, 'profile installed');
+          }
+          if (d.warnings.length > 0) {
+            this.#log.warn({ profile: key }, `profile installed with warnings: ${describeFindings(key, d.warnings)}`);
+          }
+          this.#reports.set(key, { ...base, state: 'Installed', sha256: sha256(d.content) });
+        } else if (d.kind === 'disabled') {
+          if (await this.#writer.remove(d.namespace, d.name)) result.removed.push(key);
+          this.#reports.set(key, { ...base, state: 'Disabled', message: 'spec.disabled is true: not installed' });
+        } else {
+          result.failed.push(key);
+          const onDisk = await this.#writer.digest(d.namespace, d.name);
+          const kept = onDisk === undefined ? '' : ' (the last good version stays installed)';
+          this.#log.error({ profile: key }, `${d.message}${kept}`);
+          this.#reports.set(key, {
+            ...base,
+            state: 'Error',
+            message: `${d.message}${kept}`,
+            ...(onDisk === undefined ? {} : { sha256: onDisk }),
+          });
+        }
+      } catch (e: unknown) {
+        result.failed.push(key);
+        this.#log.error({ profile: key, err: messageOf(e) }, 'could not install profile');
+        this.#reports.set(key, { ...base, state: 'Error', message: messageOf(e) });
+      }
+    }
+    for (const [key, d] of previous) {
+      if (plan.has(key)) continue;
+      this.#reports.delete(key);
+      try {
+        if (await this.#writer.remove(d.namespace, d.name)) {
+          result.removed.push(key);
+          this.#log.info({ profile: key }, 'profile removed');
+        }
+      } catch (e: unknown) {
+        result.failed.push(key);
+        this.#log.error({ profile: key, err: messageOf(e) }, 'could not remove profile');
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * Puts rendered profiles on the node: `<kubelet root>/seccomp/operator/<namespace>/<name>.json`,
+ * directories 0744 and files 0644, owned by 65535:65535 (as the reference operator does).
+ *
+ * Writes are atomic and durable: write-file-atomic writes a temp file in the same directory, fsyncs
+ * it, sets owner and mode and renames it over the target; we then fsync the directory so the rename
+ * itself survives a crash. A write is skipped when the bytes on disk are already the same.
+ * A crash leaves the old file or the new one; the temp file it may leave is swept on the next start.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { agentError, isErrnoException, messageOf } from '../../../shared/errors.js';
+import type { WriterFs } from './fs.js';
+
+export const FILE_MODE = 0o644;
+export const DIR_MODE = 0o744;
+
+/** Where profiles go and who owns them. */
+export interface WriterOptions {
+  kubeletRoot: string;
+  uid: number;
+  gid: number;
+  /** False when the process cannot chown (not root): files keep the process's owner. */
+  chownAllowed: boolean;
+}
+
+export interface InstalledFile {
+  namespace: string;
+  name: string;
+  path: string;
+}
+
+export type WriteOutcome = 'written' | 'unchanged' | 'repaired-metadata';
+
+export const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/** The operator directory under a kubelet root. */
+export const operatorDir = (kubeletRoot: string): string => join(kubeletRoot, 'seccomp', 'operator');
+
+/** The file of a profile. Names are validated object names, so the path cannot leave the directory. */
+export const profilePath = (kubeletRoot: string, namespace: string, name: string): string =>
+  join(operatorDir(kubeletRoot), namespace, `${name}.json`);
+
+/** The localhostProfile value pods use for a profile. */
+export const localhostProfile = (namespace: string, name: string): string => `operator/${namespace}/${name}.json`;
+
+/** Writes, skips, removes and sweeps profile files. All disk access goes through `fs`. */
+export class ProfileWriter {
+  readonly #fs: WriterFs;
+  readonly #opts: WriterOptions;
+  readonly #log: Logger;
+
+  constructor(fs: WriterFs, opts: WriterOptions, log: Logger) {
+    this.#fs = fs;
+    this.#opts = opts;
+    this.#log = log;
+  }
+
+  get operatorDir(): string {
+    return operatorDir(this.#opts.kubeletRoot);
+  }
+
+  /** Creates a directory owned by 65535 with mode 0744, refusing a symlink in its place. */
+  async #ensureDir(dir: string, owned: boolean): Promise<void> {
+    try {
+      const st = await this.#fs.lstat(dir);
+      if (!st.isDirectory()) {
+        throw agentError('SECCOMP_AGENT_ERR_WRITE', { path: dir, detail: 'exists and is not a directory (a symlink is refused)' });
+      }
+    } catch (e: unknown) {
+      if (!isErrnoException(e) || e.code !== 'ENOENT') throw e;
+      await this.#fs.mkdir(dir, { mode: owned ? DIR_MODE : 0o755 });
+    }
+    if (!owned) return;
+    const st = await this.#fs.lstat(dir);
+    if ((st.mode & 0o7777) !== DIR_MODE) await this.#fs.chmod(dir, DIR_MODE);
+    if (this.#opts.chownAllowed && (st.uid !== this.#opts.uid || st.gid !== this.#opts.gid)) {
+      await this.#fs.chown(dir, this.#opts.uid, this.#opts.gid);
+    }
+  }
+
+  async #fsyncDir(dir: string): Promise<void> {
+    const handle = await this.#fs.open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Makes the file hold exactly `content`; returns what it had to do. */
+  async install(namespace: string, name: string, content: string): Promise<WriteOutcome> {
+    const path = profilePath(this.#opts.kubeletRoot, namespace, name);
+    try {
+      const seccompDir = join(this.#opts.kubeletRoot, 'seccomp');
+      await this.#ensureDir(seccompDir, false);
+      await this.#ensureDir(this.operatorDir, true);
+      const nsDir = join(this.operatorDir, namespace);
+      await this.#ensureDir(nsDir, true);
+      const current = await this.#readIfRegular(path);
+      if (current !== undefined && current.data.equals(Buffer.from(content))) {
+        const wrongMode = (current.mode & 0o7777) !== FILE_MODE;
+        const wrongOwner = this.#opts.chownAllowed && (current.uid !== this.#opts.uid || current.gid !== this.#opts.gid);
+        if (!wrongMode && !wrongOwner) return 'unchanged';
+        if (wrongMode) await this.#fs.chmod(path, FILE_MODE);
+        if (wrongOwner) await this.#fs.chown(path, this.#opts.uid, this.#opts.gid);
+        return 'repaired-metadata';
+      }
+      await this.#fs.writeFileAtomic(path, content, {
+        mode: FILE_MODE,
+        fsync: true,
+        ...(this.#opts.chownAllowed ? { chown: { uid: this.#opts.uid, gid: this.#opts.gid } } : {}),
+      });
+      await this.#fsyncDir(nsDir);
+      return 'written';
+    } catch (e: unknown) {
+      throw agentError('SECCOMP_AGENT_ERR_WRITE', { path, detail: messageOf(e) }, e);
+    }
+  }
+
+  /** The file's bytes and metadata; a symlink or other non-file in its place is removed first. */
+  async #readIfRegular(path: string): Promise<{ data: Buffer; mode: number; uid: number; gid: number } | undefined> {
+    let st;
+    try {
+      st = await this.#fs.lstat(path);
+    } catch (e: unknown) {
+      if (isErrnoException(e) && e.code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (!st.isFile()) {
+      this.#log.warn({ path }, 'replacing a non-regular file where a profile belongs');
+      await this.#fs.unlink(path);
+      return undefined;
+    }
+    return { data: await this.#fs.readFile(path), mode: st.mode, uid: st.uid, gid: st.gid };
+  }
+
+  /** The sha256 of the file on disk, or undefined when there is none. */
+  async digest(namespace: string, name: string): Promise<string | undefined> {
+    try {
+      return sha256(await this.#fs.readFile(profilePath(this.#opts.kubeletRoot, namespace, name)));
+    } catch (e: unknown) {
+      if (isErrnoException(e) && e.code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  /** Removes a profile's file (and its namespace directory when that is left empty). */
+  async remove(namespace: string, name: string): Promise<boolean> {
+    const path = profilePath(this.#opts.kubeletRoot, namespace, name);
+    try {
+      await this.#fs.unlink(path);
+    } catch (e: unknown) {
+      if (isErrnoException(e) && e.code === 'ENOENT') return false;
+      throw agentError('SECCOMP_AGENT_ERR_REMOVE', { path, detail: messageOf(e) }, e);
+    }
+    await this.#fsyncDir(join(this.operatorDir, namespace));
+    await this.#removeDirIfEmpty(join(this.operatorDir, namespace));
+    return true;
+  }
+
+  async #removeDirIfEmpty(dir: string): Promise<void> {
+    try {
+      await this.#fs.rmdir(dir);
+    } catch (e: unknown) {
+      if (isErrnoException(e) && (e.code === 'ENOTEMPTY' || e.code === 'EEXIST' || e.code === 'ENOENT')) return;
+      throw e;
+    }
+  }
+
+  /** Every entry under operator/<ns>/, profiles and anything else. */
+  async list(): Promise<{ namespace: string; file: string; path: string }[]> {
+    const out: { namespace: string; file: string; path: string }[] = [];
+    let namespaces: string[];
+    try {
+      namespaces = await this.#fs.readdir(this.operatorDir);
+    } catch (e: unknown) {
+      if (isErrnoException(e) && e.code === 'ENOENT') return out;
+      throw e;
+    }
+    for (const ns of namespaces.sort()) {
+      const dir = join(this.operatorDir, ns);
+      const st = await this.#fs.lstat(dir);
+      if (!st.isDirectory()) {
+        out.push({ namespace: '', file: ns, path: dir });
+        continue;
+      }
+      for (const file of (await this.#fs.readdir(dir)).sort()) out.push({ namespace: ns, file, path: join(dir, file) });
+    }
+    return out;
+  }
+
+  /**
+   * Removes everything under operator/ that no profile accounts for: files of profiles that are gone,
+   * temp files a crash left behind, strays. `keep` holds `<namespace>/<name>` keys. Nothing outside
+   * operator/ is touched.
+   */
+  async sweep(keep: ReadonlySet<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const entry of await this.list()) {
+      const name = entry.file.endsWith('.json') ? entry.file.slice(0, -'.json'.length) : undefined;
+      if (entry.namespace !== '' && name !== undefined && keep.has(`${entry.namespace}/${name}`)) continue;
+      const st = await this.#fs.lstat(entry.path);
+      if (st.isDirectory()) continue; // a stray directory is left for a person to look at
+      await this.#fs.unlink(entry.path);
+      removed.push(entry.path);
+    }
+    for (const ns of new Set((await this.list()).map((e) => e.namespace))) {
+      if (ns !== '') await this.#removeDirIfEmpty(join(this.operatorDir, ns));
+    }
+    try {
+      for (const ns of await this.#fs.readdir(this.operatorDir)) await this.#removeDirIfEmpty(join(this.operatorDir, ns));
+    } catch (e: unknown) {
+      if (!isErrnoException(e) || e.code !== 'ENOENT') throw e;
+    }
+    return removed;
+  }
+}
