@@ -87,6 +87,18 @@ export function isKnownSyscall(name: string): boolean {
   return ARCHES_BY_NAME.has(name) || LIBSECCOMP_ONLY_NAMES.has(name);
 }
 
+const ALL_NAMES: readonly string[] = Object.freeze(
+  [...new Set([...ARCHES_BY_NAME.keys(), ...LIBSECCOMP_ONLY_NAMES])].sort(),
+);
+
+/** Every name a profile may list, sorted (for "did you mean" suggestions). */
+export function knownSyscallNames(): readonly string[] {
+  return ALL_NAMES;
+}
+
+/** The catalog profile validation uses: the generated tables. */
+export const SYSCALL_CATALOG = Object.freeze({ isKnown: isKnownSyscall, allNames: knownSyscallNames });
+
 /** The arches whose table has `name`, in ARCHES order; empty if none. */
 export function archesKnowing(name: string): Arch[] {
   return [...(ARCHES_BY_NAME.get(name) ?? [])];

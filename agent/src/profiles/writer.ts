@@ -70,7 +70,7 @@ export class ProfileWriter {
       }
     } catch (e: unknown) {
       if (!isErrnoException(e) || e.code !== 'ENOENT') throw e;
-      await this.#fs.mkdir(dir, { mode: owned ? DIR_MODE : 0o755 });
+      await this.#fs.mkdir(dir, { mode: owned ? DIR_MODE : 0o755, recursive: !owned });
     }
     if (!owned) return;
     const st = await this.#fs.lstat(dir);

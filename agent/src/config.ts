@@ -1,0 +1,128 @@
+/**
+ * Flags and environment, parsed in one place and frozen. Every flag has an environment twin
+ * (`--kubelet-root` ↔ `SECCOMP_AGENT_KUBELET_ROOT`); a flag wins over its twin. Nothing else in the
+ * agent reads process.env.
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { agentError } from '../../shared/errors.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const AUDIT_SOURCES = ['auto', 'auditd', 'syslog', 'kmsg', 'none'] as const;
+export type AuditSource = (typeof AUDIT_SOURCES)[number];
+
+export interface Config {
+  readonly profilesDir: string | undefined;
+  readonly kubeletRoot: string;
+  readonly nodeName: string;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly logLevel: LogLevel;
+  readonly once: boolean;
+  readonly auditSource: AuditSource;
+  readonly auditLog: string | undefined;
+  readonly auditFrom: 'start' | 'end';
+  readonly eventRingSize: number;
+}
+
+interface FlagSpec {
+  type: 'string' | 'boolean';
+  env: string;
+  help: string;
+}
+
+const FLAGS: Readonly<Record<string, FlagSpec>> = {
+  'profiles-dir': { type: 'string', env: 'SECCOMP_AGENT_PROFILES_DIR', help: 'standalone mode: install every SeccompProfile in the YAML/JSON files under DIR and follow changes' },
+  'kubelet-root': { type: 'string', env: 'SECCOMP_AGENT_KUBELET_ROOT', help: 'the kubelet root; profiles go to <root>/seccomp/operator/<ns>/<name>.json (default /var/lib/kubelet)' },
+  'node-name': { type: 'string', env: 'SECCOMP_AGENT_NODE_NAME', help: 'this node\'s name (default: the host name)' },
+  listen: { type: 'string', env: 'SECCOMP_AGENT_LISTEN', help: 'HOST:PORT of the HTTP endpoint (default 127.0.0.1:8686)' },
+  'log-level': { type: 'string', env: 'SECCOMP_AGENT_LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')} (default info)` },
+  once: { type: 'boolean', env: 'SECCOMP_AGENT_ONCE', help: 'sync once and exit: 0 if every profile was written, 1 with the reasons if not' },
+  'audit-source': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_SOURCE', help: `where seccomp events come from: ${AUDIT_SOURCES.join(', ')} (default auto)` },
+  'audit-log': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_LOG', help: 'the log file to tail (default /var/log/audit/audit.log, or /var/log/syslog for syslog)' },
+  'audit-from': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_FROM', help: 'start|end: read the audit log from its start or only new lines (default end)' },
+  'event-ring-size': { type: 'string', env: 'SECCOMP_AGENT_EVENT_RING_SIZE', help: 'how many recent events to keep (default 10000)' },
+  help: { type: 'boolean', env: '', help: 'print this help' },
+};
+
+/** The usage text printed with --help and on a bad flag. */
+export function usage(): string {
+  const lines = ['Usage: seccomp-agent [flags]', '', 'Flags (each also from its environment variable):'];
+  for (const [name, spec] of Object.entries(FLAGS)) {
+    const arg = spec.type === 'string' ? ' VALUE' : '';
+    lines.push(`  --${name}${arg}`.padEnd(30) + spec.help + (spec.env === '' ? '' : ` [$${spec.env}]`));
+  }
+  return lines.join('\n');
+}
+
+export type ParseResult = { kind: 'config'; config: Config } | { kind: 'help'; text: string };
+
+const bad = (detail: string): Error => agentError('SECCOMP_AGENT_ERR_BAD_FLAG', { detail });
+
+function parseListen(v: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)$/.exec(v);
+  const port = m?.[2] === undefined ? NaN : Number(m[2]);
+  if (m?.[1] === undefined || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw bad(`--listen "${v}" is not HOST:PORT (for example 127.0.0.1:8686)`);
+  }
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v)) throw bad(`--${flag} "${v}" is not one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function parseBool(flag: string, v: string): boolean {
+  if (['1', 'true', 'yes'].includes(v.toLowerCase())) return true;
+  if (['0', 'false', 'no', ''].includes(v.toLowerCase())) return false;
+  throw bad(`$${FLAGS[flag]?.env ?? flag} "${v}" is not true or false`);
+}
+
+/**
+ * Parses argv (without node and the script) and env into a frozen Config. Throws an AgentError
+ * with code SECCOMP_AGENT_ERR_BAD_FLAG on anything unknown or malformed.
+ */
+export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, hostname: string): ParseResult {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(Object.entries(FLAGS).map(([k, s]) => [k, { type: s.type }])) as Record<string, { type: 'string' | 'boolean' }>;
+    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (e: unknown) {
+    throw bad(e instanceof Error ? e.message : String(e));
+  }
+  if (values['help'] === true) return { kind: 'help', text: usage() };
+  const str = (flag: string): string | undefined => {
+    const v = values[flag];
+    if (typeof v === 'string') return v;
+    const spec = FLAGS[flag];
+    return spec === undefined || spec.env === '' ? undefined : env[spec.env];
+  };
+  const bool = (flag: string): boolean => {
+    const v = values[flag];
+    if (typeof v === 'boolean') return v;
+    const e = str(flag);
+    return e === undefined ? false : parseBool(flag, e);
+  };
+  const ringRaw = str('event-ring-size') ?? '10000';
+  const ring = Number(ringRaw);
+  if (!Number.isInteger(ring) || ring < 1 || ring > 10_000_000) throw bad(`--event-ring-size "${ringRaw}" must be a whole number from 1 to 10000000`);
+  const profilesDir = str('profiles-dir');
+  const auditLog = str('audit-log');
+  const config: Config = {
+    profilesDir: profilesDir === undefined ? undefined : resolve(profilesDir),
+    kubeletRoot: resolve(str('kubelet-root') ?? '/var/lib/kubelet'),
+    nodeName: str('node-name') ?? hostname,
+    listen: parseListen(str('listen') ?? '127.0.0.1:8686'),
+    logLevel: oneOf('log-level', str('log-level') ?? 'info', LOG_LEVELS),
+    once: bool('once'),
+    auditSource: oneOf('audit-source', str('audit-source') ?? 'auto', AUDIT_SOURCES),
+    auditLog: auditLog === undefined ? undefined : resolve(auditLog),
+    auditFrom: oneOf('audit-from', str('audit-from') ?? 'end', ['start', 'end'] as const),
+    eventRingSize: ring,
+  };
+  if (config.profilesDir === undefined) {
+    throw bad('--profiles-dir is required: this version runs standalone on a directory of SeccompProfile files (cluster mode is not built yet)');
+  }
+  return { kind: 'config', config: Object.freeze(config) };
+}

@@ -1,0 +1,43 @@
+/**
+ * Drift repair: watches the operator directory and restores a rendered file that someone edits or
+ * deletes (usually within tens of milliseconds). The writer's compare-before-write makes our own
+ * writes no-ops when they come back as events.
+ */
+import { basename, dirname, relative, sep } from 'node:path';
+import chokidar, { type FSWatcher } from 'chokidar';
+import type { Logger } from 'pino';
+import { messageOf } from '../../../shared/errors.js';
+import type { Reconciler } from './reconciler.js';
+
+export class DriftGuard {
+  readonly #watcher: FSWatcher;
+
+  constructor(operatorDir: string, reconciler: Reconciler, keys: () => string[], log: Logger) {
+    const repair = (key: string): void => {
+      reconciler.repair(key).catch((e: unknown) => log.error({ profile: key, err: messageOf(e) }, 'drift repair failed'));
+    };
+    this.#watcher = chokidar.watch(operatorDir, { ignoreInitial: true, depth: 2 });
+    this.#watcher.on('all', (event, path) => {
+      const rel = relative(operatorDir, path);
+      if (rel === '' || rel.startsWith('..')) return;
+      const parts = rel.split(sep);
+      if (event === 'unlinkDir' || (parts.length === 1 && event !== 'addDir')) {
+        // a whole namespace directory (or the tree) went away: check every profile in it
+        for (const key of keys()) if (key.startsWith(`${parts[0] ?? ''}/`)) repair(key);
+        return;
+      }
+      if (parts.length !== 2 || !path.endsWith('.json')) return;
+      repair(`${basename(dirname(path))}/${basename(path, '.json')}`);
+    });
+    this.#watcher.on('error', (e: unknown) => log.error({ err: messageOf(e) }, 'watching the operator directory failed'));
+  }
+
+  /** Resolves once the watcher has scanned the directory and will report changes. */
+  ready(): Promise<void> {
+    return new Promise((res) => this.#watcher.once('ready', () => res()));
+  }
+
+  async close(): Promise<void> {
+    await this.#watcher.close();
+  }
+}
