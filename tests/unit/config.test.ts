@@ -1,0 +1,57 @@
+import t from 'tap';
+import { parseConfig, usage } from '../../agent/src/config.js';
+import { isAgentError } from '../../shared/errors.js';
+
+const parse = (argv: string[], env: Record<string, string> = {}) => parseConfig(argv, env, 'host-1');
+
+t.test('defaults, flags and environment twins', async (t) => {
+  const r = parse(['--profiles-dir', 'profiles']);
+  t.equal(r.kind, 'config');
+  if (r.kind !== 'config') return;
+  t.match(r.config, {
+    kubeletRoot: '/var/lib/kubelet',
+    nodeName: 'host-1',
+    listen: { host: '127.0.0.1', port: 8686 },
+    logLevel: 'info',
+    once: false,
+    auditSource: 'auto',
+    auditFrom: 'end',
+    eventRingSize: 10000,
+  });
+  t.ok(Object.isFrozen(r.config));
+  const env = parse([], { SECCOMP_AGENT_PROFILES_DIR: '/p', SECCOMP_AGENT_KUBELET_ROOT: '/k', SECCOMP_AGENT_ONCE: 'true', SECCOMP_AGENT_LISTEN: '[::1]:9000', SECCOMP_AGENT_NODE_NAME: 'n2' });
+  t.match(env.kind === 'config' ? env.config : {}, { profilesDir: '/p', kubeletRoot: '/k', once: true, listen: { host: '::1', port: 9000 }, nodeName: 'n2' });
+  const win = parse(['--kubelet-root', '/flag', '--profiles-dir', '/p'], { SECCOMP_AGENT_KUBELET_ROOT: '/env' });
+  t.equal(win.kind === 'config' ? win.config.kubeletRoot : '', '/flag', 'a flag wins over its twin');
+});
+
+t.test('bad input names what is wrong', async (t) => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [['--profiles-dir', 'p', '--bogus'], {}, /Unknown option '--bogus'/],
+    [['--profiles-dir', 'p', '--listen', 'localhost'], {}, /--listen "localhost" is not HOST:PORT/],
+    [['--profiles-dir', 'p', '--listen', '1.2.3.4:99999'], {}, /is not HOST:PORT/],
+    [['--profiles-dir', 'p', '--log-level', 'loud'], {}, /--log-level "loud" is not one of fatal, error/],
+    [['--profiles-dir', 'p', '--audit-from', 'middle'], {}, /--audit-from "middle" is not one of start, end/],
+    [['--profiles-dir', 'p', '--event-ring-size', '0'], {}, /--event-ring-size "0" must be a whole number/],
+    [['--profiles-dir', 'p'], { SECCOMP_AGENT_ONCE: 'maybe' }, /SECCOMP_AGENT_ONCE "maybe" is not true or false/],
+    [[], {}, /--profiles-dir is required/],
+    [['extra'], {}, /Unexpected argument 'extra'/],
+  ];
+  for (const [argv, env, msg] of cases) {
+    try {
+      parse(argv, env);
+      t.fail(`${argv.join(' ')} should be refused`);
+    } catch (e: unknown) {
+      t.ok(isAgentError(e) && e.code === 'SECCOMP_AGENT_ERR_BAD_FLAG', 'coded error');
+      t.match((e as Error).message, msg);
+    }
+  }
+});
+
+t.test('help lists every flag with its environment twin', async (t) => {
+  const r = parse(['--help']);
+  t.equal(r.kind, 'help');
+  for (const f of ['--profiles-dir', '--kubelet-root', '--node-name', '--listen', '--log-level', '--once', '$SECCOMP_AGENT_KUBELET_ROOT']) {
+    t.match(usage(), f);
+  }
+});

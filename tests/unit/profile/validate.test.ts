@@ -1,0 +1,70 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { parse } from 'yaml';
+import { validateProfile, validateSpec } from '../../../shared/profile/validate.js';
+import { SYSCALL_CATALOG } from '../../../shared/syscalls/index.js';
+import { repoRoot, sharedDir } from '../../helpers/shared.js';
+
+const corpus = join(repoRoot, 'tests', 'fixtures', 'bad-profiles');
+
+t.test('every bad profile in the corpus gets its expected message', async (t) => {
+  const files = readdirSync(corpus).filter((f) => f.endsWith('.yaml')).sort();
+  t.ok(files.length >= 15, `${files.length} bad profiles`);
+  for (const f of files) {
+    const text = readFileSync(join(corpus, f), 'utf8');
+    const m = /^# expect: (error|warning) (\S+) :: (.+)$/m.exec(text);
+    if (m === null) throw new Error(`${f} has no '# expect:' line`);
+    const [, severity, path, message] = m as unknown as [string, 'error' | 'warning', string, string];
+    const check = validateProfile(parse(text), SYSCALL_CATALOG);
+    const findings = check.ok ? check.warnings : [...check.errors, ...check.warnings];
+    const hit = findings.find((x) => x.path === path && x.severity === severity && x.message.includes(message));
+    t.ok(hit, `${f}: ${severity} at ${path}: ${message}`, { found: findings });
+    t.equal(check.ok, severity === 'warning', `${f}: ${severity === 'warning' ? 'installed with a warning' : 'refused'}`);
+    if (!check.ok) t.match(check.ref, /^(t|seccomp\/test)\//, `${f}: the message names the profile`);
+  }
+});
+
+t.test('the real and workshop profiles are valid', async (t) => {
+  const dirs = [join(sharedDir(), 'real-profiles'), join(repoRoot, 'profiles')];
+  for (const dir of dirs) {
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.yaml') && !x.endsWith('.original.yaml'))) {
+      for (const doc of readFileSync(join(dir, f), 'utf8').split(/^---$/m)) {
+        const obj = parse(doc) as { kind?: string } | null;
+        if (obj?.kind !== 'SeccompProfile') continue;
+        const check = validateProfile(obj, SYSCALL_CATALOG);
+        t.ok(check.ok, `${f} is valid`, check.ok ? {} : { errors: check.errors });
+        if (check.ok && f.startsWith('podman-default')) {
+          // podman lists setns as ALLOW and as ERRNO with no arguments: runc loads it, so it is a warning
+          t.ok(check.warnings.some((w) => w.reason === 'ConflictingRules' && w.message.includes('"setns"')), `${f}: setns conflict is a warning`);
+        }
+      }
+    }
+  }
+});
+
+t.test('same name with different argument conditions is not a conflict', async (t) => {
+  const findings = validateSpec(
+    {
+      defaultAction: 'SCMP_ACT_ERRNO',
+      syscalls: [
+        { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_EQ' }] },
+        { names: ['personality'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, value: 8, op: 'SCMP_CMP_EQ' }] },
+      ],
+    },
+    SYSCALL_CATALOG,
+  );
+  t.same(findings, []);
+});
+
+t.test('a spec that is not an object, and a missing name', async (t) => {
+  t.match(validateSpec(undefined, SYSCALL_CATALOG), [{ path: 'spec', message: /required/ }]);
+  const check = validateProfile({ apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1', kind: 'SeccompProfile', metadata: {}, spec: { defaultAction: 'SCMP_ACT_LOG' } }, SYSCALL_CATALOG);
+  t.equal(check.ok, false);
+  if (!check.ok) t.match(check.errors, [{ path: 'metadata.name', message: /must not be empty/ }]);
+});
+
+t.test('a namespace defaults like kubectl does', async (t) => {
+  const check = validateProfile({ apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1', kind: 'SeccompProfile', metadata: { name: 'x' }, spec: { defaultAction: 'SCMP_ACT_LOG' } }, SYSCALL_CATALOG);
+  t.equal(check.ok && check.profile.metadata.namespace, 'default');
+});
