@@ -26,6 +26,14 @@ done_() { log "built $1 in $(( $(date +%s) - step_start ))s"; }
 
 command -v go >/dev/null || fail "toolchain" "go not found (expected /usr/local/go/bin/go)"
 
+# One build at a time per cache: a second caller (a test, .ci/run) waits instead of racing the
+# first into the same work dirs and bin dir.
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+  log "another build.sh holds $cache/.build.lock; waiting for it"
+  flock 9
+fi
+
 build_kubernetes() {
   local w="$cache/work/k8s-$KUBERNETES_VERSION"
   mkdir -p "$w"
@@ -85,8 +93,9 @@ build_helm() {
   done_ "helm"
 }
 
+total_start=$(date +%s)
 [ -x "$bindir/etcd" ] || build_etcd
 { [ -x "$bindir/kube-apiserver" ] && [ -x "$bindir/kubectl" ]; } || build_kubernetes
 [ -x "$bindir/helm" ] || build_helm
-log "binaries ready in $bindir"
+log "binaries ready in $bindir ($(( $(date +%s) - total_start ))s)"
 echo "$bindir"
