@@ -77,8 +77,21 @@ export class Reconciler {
     return removed;
   }
 
-  /** Re-applies one planned profile, e.g. after someone edited or deleted its file. */
-  async repair(key: string): Promise<'restored' | 'unchanged' | 'not-managed'> {
+  /**
+   * Re-applies one planned profile, e.g. after someone edited or deleted its file. Queued behind any
+   * apply (and applies behind it): a repair half-way through a write when its profile is removed would
+   * otherwise put the file back after the removal, and nothing would take it away again.
+   */
+  repair(key: string): Promise<'restored' | 'unchanged' | 'not-managed'> {
+    const run = this.#running.then(() => this.#repairNow(key));
+    this.#running = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #repairNow(key: string): Promise<'restored' | 'unchanged' | 'not-managed'> {
     const d = this.#plan.get(key);
     if (d === undefined || d.kind !== 'install') return 'not-managed';
     const outcome = await this.#writer.install(d.namespace, d.name, d.content);
