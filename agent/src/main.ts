@@ -21,6 +21,7 @@ async function run(config: Config): Promise<number> {
     log,
     chownAllowed: process.getuid?.() === 0,
     follow: !config.once,
+    recheckIntervalMs: config.recheckIntervalMs,
   });
   if (config.once) {
     const failed = agent.first.reports.filter((r) => r.state === 'Error');

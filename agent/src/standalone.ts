@@ -28,6 +28,8 @@ export interface StandaloneDeps {
   chownAllowed: boolean;
   /** Follow the directory and guard against drift after the first sync. */
   follow: boolean;
+  /** How often every file is re-checked against drift. */
+  recheckIntervalMs: number;
 }
 
 export interface SyncSummary {
@@ -74,7 +76,12 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
       }
     }
     const plan = computeDesired(snapshot.profiles);
-    if (sweep) await reconciler.sweep(plan);
+    if (sweep) {
+      if (snapshot.unreadable > 0) {
+        log.warn({ unreadable: snapshot.unreadable }, 'some profile files cannot be read: keeping every installed profile file until they can');
+      }
+      await reconciler.sweep(plan, snapshot.unreadable > 0);
+    }
     const result = await reconciler.apply(plan);
     return { snapshot, result, reports: reconciler.reports() };
   };
@@ -86,7 +93,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
   );
   if (!deps.follow) return { first, reports: () => reconciler.reports(), stop: async () => {} };
 
-  const drift = new DriftGuard(writer.operatorDir, reconciler, () => reconciler.reports().map((r) => `${r.namespace}/${r.name}`), log.child({ component: 'drift' }));
+  const drift = new DriftGuard(writer.operatorDir, reconciler, () => reconciler.reports().map((r) => `${r.namespace}/${r.name}`), log.child({ component: 'drift' }), deps.recheckIntervalMs);
   await drift.ready();
   let reloading = Promise.resolve();
   source.watch(() => {

@@ -19,6 +19,8 @@ export interface SourceSnapshot {
   profiles: KnownProfile[];
   problems: SourceProblem[];
   files: number;
+  /** Files that could not be read as YAML and had no earlier good content: their profiles are unknown. */
+  unreadable: number;
 }
 
 async function walk(dir: string): Promise<string[]> {
@@ -53,6 +55,7 @@ export class DirSource {
     const problems: SourceProblem[] = [];
     const profiles: KnownProfile[] = [];
     const origin = new Map<string, string>();
+    let unreadable = 0;
     for (const path of files) {
       const name = relative(process.cwd(), path) || path;
       let parsed: ParsedFile;
@@ -65,6 +68,7 @@ export class DirSource {
       let use = parsed;
       if (!parsed.readable) {
         const before = this.#lastGood.get(path);
+        if (before === undefined) unreadable++;
         if (before !== undefined) {
           use = before;
           problems.push({ file: name, doc: 0, message: `${name}: keeping the ${before.profiles.length} profile(s) it defined before until it reads cleanly again` });
@@ -84,7 +88,7 @@ export class DirSource {
       }
     }
     for (const path of this.#lastGood.keys()) if (!files.includes(path)) this.#lastGood.delete(path);
-    return { profiles, problems, files: files.length };
+    return { profiles, problems, files: files.length, unreadable };
   }
 
   /** Calls `onChange` (debounced) whenever a file under the directory is added, changed or removed. */

@@ -1,7 +1,8 @@
 /**
  * Drift repair: watches the operator directory and restores a rendered file that someone edits or
  * deletes (usually within tens of milliseconds). The writer's compare-before-write makes our own
- * writes no-ops when they come back as events.
+ * writes no-ops when they come back as events. inotify does not always report a change of mode or
+ * owner alone, so every profile is also re-checked on a slow period.
  */
 import { basename, dirname, relative, sep } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
@@ -11,8 +12,9 @@ import type { Reconciler } from './reconciler.js';
 
 export class DriftGuard {
   readonly #watcher: FSWatcher;
+  readonly #timer: NodeJS.Timeout;
 
-  constructor(operatorDir: string, reconciler: Reconciler, keys: () => string[], log: Logger) {
+  constructor(operatorDir: string, reconciler: Reconciler, keys: () => string[], log: Logger, recheckMs = 30_000) {
     const repair = (key: string): void => {
       reconciler.repair(key).catch((e: unknown) => log.error({ profile: key, err: messageOf(e) }, 'drift repair failed'));
     };
@@ -30,6 +32,10 @@ export class DriftGuard {
       repair(`${basename(dirname(path))}/${basename(path, '.json')}`);
     });
     this.#watcher.on('error', (e: unknown) => log.error({ err: messageOf(e) }, 'watching the operator directory failed'));
+    this.#timer = setInterval(() => {
+      for (const key of keys()) repair(key);
+    }, recheckMs);
+    this.#timer.unref();
   }
 
   /** Resolves once the watcher has scanned the directory and will report changes. */
@@ -38,6 +44,7 @@ export class DriftGuard {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#timer);
     await this.#watcher.close();
   }
 }

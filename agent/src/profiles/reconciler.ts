@@ -1,6 +1,6 @@
 /**
- * Makes the node's operator directory match a plan. One apply runs at a time; a plan that arrives
- * while one runs replaces any plan still waiting (only the newest matters).
+ * Makes the node's operator directory match a plan. One apply (or drift repair) runs at a time;
+ * plans are applied in the order they arrive.
  *
  * Nothing is lost on bad input: a profile that becomes invalid keeps its last good file on disk (pods
  * that use it can still start) and is reported as Error; only a profile that is gone, or disabled,
@@ -68,11 +68,15 @@ export class Reconciler {
     return run;
   }
 
-  /** At start: removes what no profile accounts for (including temp files a crash left). */
-  async sweep(plan: Map<string, Desired>): Promise<string[]> {
+  /**
+   * At start: removes what no profile accounts for (including temp files a crash left). With
+   * `keepProfileFiles` (some source could not be read, so its profiles are unknown) only files that
+   * cannot be profiles, such as temp files, are removed.
+   */
+  async sweep(plan: Map<string, Desired>, keepProfileFiles = false): Promise<string[]> {
     const keep = new Set<string>();
     for (const [key, d] of plan) if (d.kind !== 'disabled') keep.add(key);
-    const removed = await this.#writer.sweep(keep);
+    const removed = await this.#writer.sweep(keepProfileFiles ? 'all-profiles' : keep);
     for (const path of removed) this.#log.info({ path }, 'removed a file no profile accounts for');
     return removed;
   }

@@ -193,14 +193,17 @@ export class ProfileWriter {
 
   /**
    * Removes everything under operator/ that no profile accounts for: files of profiles that are gone,
-   * temp files a crash left behind, strays. `keep` holds `<namespace>/<name>` keys. Nothing outside
-   * operator/ is touched.
+   * temp files a crash left behind, strays. `keep` holds `<namespace>/<name>` keys, or is
+   * 'all-profiles' to keep every `<name>.json` and remove only the rest. Nothing outside operator/ is
+   * touched.
    */
-  async sweep(keep: ReadonlySet<string>): Promise<string[]> {
+  async sweep(keep: ReadonlySet<string> | 'all-profiles'): Promise<string[]> {
     const removed: string[] = [];
     for (const entry of await this.list()) {
       const name = entry.file.endsWith('.json') ? entry.file.slice(0, -'.json'.length) : undefined;
-      if (entry.namespace !== '' && name !== undefined && keep.has(`${entry.namespace}/${name}`)) continue;
+      if (entry.namespace !== '' && name !== undefined && (keep === 'all-profiles' || keep.has(`${entry.namespace}/${name}`))) {
+        continue;
+      }
       const st = await this.#fs.lstat(entry.path);
       if (st.isDirectory()) continue; // a stray directory is left for a person to look at
       await this.#fs.unlink(entry.path);
