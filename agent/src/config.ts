@@ -13,7 +13,12 @@ export const AUDIT_SOURCES = ['auto', 'auditd', 'syslog', 'kmsg', 'none'] as con
 export type AuditSource = (typeof AUDIT_SOURCES)[number];
 
 export interface Config {
+  /** Standalone mode when set; cluster mode (SeccompProfiles from the API server) when not. */
   readonly profilesDir: string | undefined;
+  /** Cluster mode: the kubeconfig to use; undefined means the in-cluster service account. */
+  readonly kubeconfig: string | undefined;
+  /** Cluster mode: the agent's own namespace, where its Leases live. */
+  readonly namespace: string;
   readonly kubeletRoot: string;
   readonly nodeName: string;
   readonly listen: { readonly host: string; readonly port: number };
@@ -23,6 +28,8 @@ export interface Config {
   readonly auditLog: string | undefined;
   readonly auditFrom: 'start' | 'end';
   readonly eventRingSize: number;
+  /** How often every installed file is re-checked (mode and owner changes send no reliable event). */
+  readonly recheckIntervalMs: number;
 }
 
 interface FlagSpec {
@@ -32,7 +39,9 @@ interface FlagSpec {
 }
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
-  'profiles-dir': { type: 'string', env: 'SECCOMP_AGENT_PROFILES_DIR', help: 'standalone mode: install every SeccompProfile in the YAML/JSON files under DIR and follow changes' },
+  'profiles-dir': { type: 'string', env: 'SECCOMP_AGENT_PROFILES_DIR', help: 'standalone mode: install every SeccompProfile in the YAML/JSON files under DIR and follow changes (without it: cluster mode, profiles from the API server)' },
+  kubeconfig: { type: 'string', env: 'SECCOMP_AGENT_KUBECONFIG', help: 'cluster mode: the kubeconfig file to use (default: the in-cluster service account)' },
+  namespace: { type: 'string', env: 'SECCOMP_AGENT_NAMESPACE', help: 'cluster mode: the agent\'s namespace, for its Leases (default $POD_NAMESPACE, else seccomp-agent)' },
   'kubelet-root': { type: 'string', env: 'SECCOMP_AGENT_KUBELET_ROOT', help: 'the kubelet root; profiles go to <root>/seccomp/operator/<ns>/<name>.json (default /var/lib/kubelet)' },
   'node-name': { type: 'string', env: 'SECCOMP_AGENT_NODE_NAME', help: 'this node\'s name (default: the host name)' },
   listen: { type: 'string', env: 'SECCOMP_AGENT_LISTEN', help: 'HOST:PORT of the HTTP endpoint (default 127.0.0.1:8686)' },
@@ -42,6 +51,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'audit-log': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_LOG', help: 'the log file to tail (default /var/log/audit/audit.log, or /var/log/syslog for syslog)' },
   'audit-from': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_FROM', help: 'start|end: read the audit log from its start or only new lines (default end)' },
   'event-ring-size': { type: 'string', env: 'SECCOMP_AGENT_EVENT_RING_SIZE', help: 'how many recent events to keep (default 10000)' },
+  'recheck-interval': { type: 'string', env: 'SECCOMP_AGENT_RECHECK_INTERVAL', help: 'seconds between full re-checks of the installed files against drift (default 30)' },
   help: { type: 'boolean', env: '', help: 'print this help' },
 };
 
@@ -107,10 +117,20 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   const ringRaw = str('event-ring-size') ?? '10000';
   const ring = Number(ringRaw);
   if (!Number.isInteger(ring) || ring < 1 || ring > 10_000_000) throw bad(`--event-ring-size "${ringRaw}" must be a whole number from 1 to 10000000`);
+  const recheckRaw = str('recheck-interval') ?? '30';
+  const recheck = Number(recheckRaw);
+  if (!Number.isFinite(recheck) || recheck < 0.1 || recheck > 86_400) throw bad(`--recheck-interval "${recheckRaw}" must be a number of seconds from 0.1 to 86400`);
   const profilesDir = str('profiles-dir');
   const auditLog = str('audit-log');
+  const kubeconfig = str('kubeconfig');
+  const namespace = str('namespace') ?? env['POD_NAMESPACE'] ?? 'seccomp-agent';
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace) || namespace.length > 63) {
+    throw bad(`--namespace "${namespace}" is not a valid namespace name`);
+  }
   const config: Config = {
     profilesDir: profilesDir === undefined ? undefined : resolve(profilesDir),
+    kubeconfig: kubeconfig === undefined ? undefined : resolve(kubeconfig),
+    namespace,
     kubeletRoot: resolve(str('kubelet-root') ?? '/var/lib/kubelet'),
     nodeName: str('node-name') ?? hostname,
     listen: parseListen(str('listen') ?? '127.0.0.1:8686'),
@@ -120,9 +140,13 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     auditLog: auditLog === undefined ? undefined : resolve(auditLog),
     auditFrom: oneOf('audit-from', str('audit-from') ?? 'end', ['start', 'end'] as const),
     eventRingSize: ring,
+    recheckIntervalMs: Math.round(recheck * 1000),
   };
-  if (config.profilesDir === undefined) {
-    throw bad('--profiles-dir is required: this version runs standalone on a directory of SeccompProfile files (cluster mode is not built yet)');
+  if (config.profilesDir === undefined && config.once) {
+    throw bad('--once needs --profiles-dir: in cluster mode the agent keeps following the API server');
+  }
+  if (config.profilesDir !== undefined && config.kubeconfig !== undefined) {
+    throw bad('--kubeconfig is for cluster mode and --profiles-dir for standalone mode: give one of them');
   }
   return { kind: 'config', config: Object.freeze(config) };
 }

@@ -34,7 +34,9 @@ t.test('bad input names what is wrong', async (t) => {
     [['--profiles-dir', 'p', '--audit-from', 'middle'], {}, /--audit-from "middle" is not one of start, end/],
     [['--profiles-dir', 'p', '--event-ring-size', '0'], {}, /--event-ring-size "0" must be a whole number/],
     [['--profiles-dir', 'p'], { SECCOMP_AGENT_ONCE: 'maybe' }, /SECCOMP_AGENT_ONCE "maybe" is not true or false/],
-    [[], {}, /--profiles-dir is required/],
+    [['--once'], {}, /--once needs --profiles-dir/],
+    [['--profiles-dir', 'p', '--kubeconfig', 'k'], {}, /give one of them/],
+    [['--namespace', 'Bad_NS'], {}, /--namespace "Bad_NS" is not a valid namespace name/],
     [['extra'], {}, /Unexpected argument 'extra'/],
   ];
   for (const [argv, env, msg] of cases) {
@@ -48,10 +50,20 @@ t.test('bad input names what is wrong', async (t) => {
   }
 });
 
+t.test('without --profiles-dir the agent runs in cluster mode', async (t) => {
+  const r = parse([]);
+  t.equal(r.kind, 'config');
+  t.match(r.kind === 'config' ? r.config : {}, { profilesDir: undefined, kubeconfig: undefined, namespace: 'seccomp-agent' }, 'in-cluster config, default namespace');
+  const k = parse(['--kubeconfig', '/etc/kube.yaml'], { POD_NAMESPACE: 'sec' });
+  t.match(k.kind === 'config' ? k.config : {}, { kubeconfig: '/etc/kube.yaml', namespace: 'sec' }, 'POD_NAMESPACE from the downward API');
+  const e = parse([], { SECCOMP_AGENT_KUBECONFIG: '/k', SECCOMP_AGENT_NAMESPACE: 'mine', POD_NAMESPACE: 'other' });
+  t.match(e.kind === 'config' ? e.config : {}, { kubeconfig: '/k', namespace: 'mine' }, 'the twins; SECCOMP_AGENT_NAMESPACE wins over POD_NAMESPACE');
+});
+
 t.test('help lists every flag with its environment twin', async (t) => {
   const r = parse(['--help']);
   t.equal(r.kind, 'help');
-  for (const f of ['--profiles-dir', '--kubelet-root', '--node-name', '--listen', '--log-level', '--once', '$SECCOMP_AGENT_KUBELET_ROOT']) {
+  for (const f of ['--profiles-dir', '--kubeconfig', '--namespace', '$SECCOMP_AGENT_KUBECONFIG', '--kubelet-root', '--node-name', '--listen', '--log-level', '--once', '$SECCOMP_AGENT_KUBELET_ROOT']) {
     t.match(usage(), f);
   }
 });

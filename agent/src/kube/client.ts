@@ -1,0 +1,240 @@
+/**
+ * The one seam to the API server: plain HTTPS requests and watch streams, with credentials and TLS
+ * from @kubernetes/client-node's KubeConfig (a kubeconfig file, or the in-cluster service account).
+ * Every request has a timeout, so a black-holed connection can never hang the agent; watches have
+ * no fixed timeout and are guarded by the reflector's watchdog instead.
+ */
+import { Agent, request, type RequestOptions } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+
+/** An answer from the API server that is not 2xx, or a transport failure (status 0). */
+export class KubeApiError extends Error {
+  readonly status: number;
+  /** The Status object's reason (`NotFound`, `Conflict`, `Expired`, ...), when there is one. */
+  readonly reason: string | undefined;
+
+  constructor(message: string, status: number, reason?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export const isKubeApiError = (e: unknown): e is KubeApiError => e instanceof KubeApiError;
+
+export interface KubeRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  accept?: string;
+  timeoutMs?: number;
+}
+
+/** One line of a watch stream. */
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: Record<string, unknown>;
+}
+
+export interface WatchHandle {
+  /** Resolves when the server ends the stream; rejects on a transport error or a non-200 answer. */
+  done: Promise<void>;
+  /** Ends the stream from our side (the watchdog, or stop); `done` then resolves. */
+  abort: () => void;
+}
+
+/** Counts what went over the wire, for /v1/cluster and the benchmarks. */
+export interface ClientStats {
+  requests: number;
+  failures: number;
+  watchesOpened: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+function buildUrl(server: string, path: string, query: KubeRequest['query']): URL {
+  const url = new URL(server.replace(/\/$/, '') + path);
+  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+  return url;
+}
+
+function statusOf(body: string): { message?: string; reason?: string } {
+  try {
+    const s = JSON.parse(body) as { message?: unknown; reason?: unknown };
+    return {
+      ...(typeof s.message === 'string' ? { message: s.message } : {}),
+      ...(typeof s.reason === 'string' ? { reason: s.reason } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+export class KubeClient {
+  readonly #kc: KubeConfig;
+  readonly #server: string;
+  readonly #agent: Agent;
+  readonly stats: ClientStats = { requests: 0, failures: 0, watchesOpened: 0 };
+
+  private constructor(kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (cluster === null) throw new Error('the kubeconfig has no current cluster');
+    this.#kc = kc;
+    this.#server = cluster.server;
+    this.#agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  }
+
+  /** From a kubeconfig file, or the in-cluster service account when `kubeconfig` is undefined. */
+  static load(kubeconfig: string | undefined): KubeClient {
+    const kc = new KubeConfig();
+    if (kubeconfig === undefined) kc.loadFromCluster();
+    else kc.loadFromFile(kubeconfig);
+    return new KubeClient(kc);
+  }
+
+  get server(): string {
+    return this.#server;
+  }
+
+  /** TLS material and the Authorization header, fresh for each request (tokens rotate). */
+  async #options(method: string, headers: Record<string, string>): Promise<RequestOptions> {
+    const opts: RequestOptions = { method, headers: { ...headers } };
+    await this.#kc.applyToHTTPSOptions(opts);
+    opts.agent = this.#agent;
+    return opts;
+  }
+
+  /** Sends one request and returns the parsed JSON answer; throws KubeApiError when it is not 2xx. */
+  async request<T>(req: KubeRequest): Promise<T> {
+    this.stats.requests++;
+    const url = buildUrl(this.#server, req.path, req.query);
+    const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+    const headers: Record<string, string> = { accept: req.accept ?? 'application/json' };
+    if (payload !== undefined) {
+      headers['content-type'] = req.contentType ?? 'application/json';
+      headers['content-length'] = String(payload.length);
+    }
+    const opts = await this.#options(req.method, headers);
+    const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    try {
+      return await new Promise<T>((resolve, reject) => {
+        const r = request(url, opts, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) {
+              try {
+                resolve((body === '' ? {} : JSON.parse(body)) as T);
+              } catch (e: unknown) {
+                reject(
+                  new KubeApiError(`${req.method} ${req.path}: unreadable answer`, status, undefined, { cause: e }),
+                );
+              }
+              return;
+            }
+            const s = statusOf(body);
+            reject(
+              new KubeApiError(
+                `${req.method} ${req.path}: ${status} ${s.message ?? body.slice(0, 200)}`,
+                status,
+                s.reason,
+              ),
+            );
+          });
+        });
+        r.setTimeout(timeoutMs, () => r.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+        r.on('error', (e: Error) =>
+          reject(new KubeApiError(`${req.method} ${req.path}: ${e.message}`, 0, undefined, { cause: e })),
+        );
+        r.end(payload);
+      });
+    } catch (e: unknown) {
+      this.stats.failures++;
+      throw e;
+    }
+  }
+
+  /**
+   * Opens a watch and calls `onEvent` for each line. `onActivity` is called on every chunk (events
+   * and bookmarks alike), which is what the watchdog measures silence by.
+   */
+  async watch(
+    path: string,
+    query: KubeRequest['query'],
+    onEvent: (e: WatchEvent) => void,
+    onActivity: () => void,
+    accept?: string,
+  ): Promise<WatchHandle> {
+    this.stats.watchesOpened++;
+    const url = buildUrl(this.#server, path, { ...query, watch: true });
+    const opts = await this.#options('GET', { accept: accept ?? 'application/json' });
+    let aborted = false;
+    let req: ReturnType<typeof request> | undefined;
+    let response: IncomingMessage | undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      req = request(url, opts, (res) => {
+        response = res;
+        const status = res.statusCode ?? 0;
+        if (status !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const s = statusOf(Buffer.concat(chunks).toString('utf8'));
+            reject(new KubeApiError(`watch ${path}: ${status} ${s.message ?? ''}`, status, s.reason));
+          });
+          res.on('error', reject);
+          return;
+        }
+        onActivity();
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          onActivity();
+          buf += chunk;
+          let nl = buf.indexOf('\n');
+          while (nl >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.trim() !== '') {
+              let ev: WatchEvent | undefined;
+              try {
+                ev = JSON.parse(line) as WatchEvent;
+              } catch {
+                ev = undefined;
+              }
+              if (ev !== undefined) onEvent(ev);
+            }
+            nl = buf.indexOf('\n');
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('close', () => resolve());
+        res.on('error', (e: Error) => (aborted ? resolve() : reject(e)));
+      });
+      req.on('error', (e: Error) =>
+        aborted ? resolve() : reject(new KubeApiError(`watch ${path}: ${e.message}`, 0, undefined, { cause: e })),
+      );
+      req.end();
+    });
+    return {
+      done,
+      abort: () => {
+        aborted = true;
+        response?.destroy();
+        req?.destroy();
+      },
+    };
+  }
+
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.#agent.destroy();
+  }
+}

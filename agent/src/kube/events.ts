@@ -1,0 +1,94 @@
+/**
+ * Kubernetes Events (events.k8s.io/v1) on a profile, one per node and happening: installed,
+ * refused, removed, kept for pods in use. Events are best effort: a token bucket keeps a burst (the
+ * first sync of thousands of profiles) from flooding the API server; what it drops is counted.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { messageOf } from '../../../shared/errors.js';
+import type { KubeClient } from './client.js';
+import { microTime } from './lease.js';
+
+export const REPORTING_CONTROLLER = 'seccomp-agent';
+
+export interface EventTarget {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+export interface EventStats {
+  sent: number;
+  dropped: number;
+  failed: number;
+}
+
+export class EventRecorder {
+  readonly #client: KubeClient;
+  readonly #node: string;
+  readonly #log: Logger;
+  readonly #perSecond: number;
+  readonly #burst: number;
+  #tokens: number;
+  #last = Date.now();
+  readonly stats: EventStats = { sent: 0, dropped: 0, failed: 0 };
+
+  constructor(client: KubeClient, node: string, log: Logger, perSecond = 5, burst = 50) {
+    this.#client = client;
+    this.#node = node;
+    this.#log = log;
+    this.#perSecond = perSecond;
+    this.#burst = burst;
+    this.#tokens = burst;
+  }
+
+  #take(): boolean {
+    const now = Date.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) / 1000) * this.#perSecond);
+    this.#last = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  /** Records one event; never throws, never waits for the API server. */
+  record(target: EventTarget, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void {
+    if (!this.#take()) {
+      this.stats.dropped++;
+      return;
+    }
+    const body = {
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      metadata: { name: `${target.name.slice(0, 230)}.${randomBytes(8).toString('hex')}`, namespace: target.namespace },
+      eventTime: microTime(Date.now()),
+      reportingController: REPORTING_CONTROLLER,
+      reportingInstance: `${REPORTING_CONTROLLER}-${this.#node}`.slice(0, 128),
+      action,
+      reason,
+      type,
+      note: `${this.#node}: ${note}`.slice(0, 1000),
+      regarding: {
+        apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
+        kind: 'SeccompProfile',
+        namespace: target.namespace,
+        name: target.name,
+        ...(target.uid === '' ? {} : { uid: target.uid }),
+      },
+    };
+    this.#client
+      .request({
+        method: 'POST',
+        path: `/apis/events.k8s.io/v1/namespaces/${target.namespace}/events`,
+        body,
+        timeoutMs: 10_000,
+      })
+      .then(
+        () => this.stats.sent++,
+        (e: unknown) => {
+          this.stats.failed++;
+          if (this.stats.failed <= 3) this.#log.warn({ err: messageOf(e), reason }, 'could not record an event');
+        },
+      );
+  }
+}

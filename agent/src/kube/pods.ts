@@ -1,0 +1,109 @@
+/**
+ * The node-local pod index: which profiles the pods bound to this node use. Only pods with
+ * `spec.nodeName=<this node>` are watched, and of each only its key and the profiles it references
+ * are kept, so memory follows this node's pods, never the cluster's.
+ */
+
+/** What the agent keeps of a pod. */
+export interface PodUse {
+  /** `<namespace>/<name>` */
+  key: string;
+  /** Profile keys `<namespace>/<name>` the pod's containers run under. */
+  profiles: string[];
+}
+
+const PREFIX = 'operator/';
+
+/** `operator/<ns>/<name>.json` → `<ns>/<name>`; anything else (other Localhost files) → undefined. */
+export function profileKeyOfLocalhost(localhostProfile: unknown): string | undefined {
+  if (typeof localhostProfile !== 'string') return undefined;
+  const p = localhostProfile.startsWith('localhost/') ? localhostProfile.slice('localhost/'.length) : localhostProfile;
+  if (!p.startsWith(PREFIX) || !p.endsWith('.json')) return undefined;
+  const parts = p.slice(PREFIX.length, -'.json'.length).split('/');
+  if (parts.length !== 2 || parts[0] === '' || parts[1] === '') return undefined;
+  return `${parts[0]}/${parts[1]}`;
+}
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj | undefined =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+function fromSecurityContext(sc: unknown): string | undefined {
+  const sp = obj(obj(sc)?.['seccompProfile']);
+  if (sp === undefined || sp['type'] !== 'Localhost') return undefined;
+  return profileKeyOfLocalhost(sp['localhostProfile']);
+}
+
+/**
+ * The profiles a pod uses: its pod-level securityContext, every container, init container and
+ * ephemeral container, and the deprecated seccomp annotations. A pod that has finished (Succeeded
+ * or Failed) uses none. Being generous is safe here: a profile kept a little longer costs nothing,
+ * a profile removed under a starting container makes it fail.
+ */
+export function podUse(raw: Obj): PodUse | undefined {
+  const meta = obj(raw['metadata']);
+  const spec = obj(raw['spec']);
+  const name = meta?.['name'];
+  const namespace = meta?.['namespace'];
+  if (typeof name !== 'string' || typeof namespace !== 'string' || spec === undefined) return undefined;
+  const phase = obj(raw['status'])?.['phase'];
+  const profiles = new Set<string>();
+  if (phase !== 'Succeeded' && phase !== 'Failed') {
+    const add = (k: string | undefined): void => {
+      if (k !== undefined) profiles.add(k);
+    };
+    add(fromSecurityContext(spec['securityContext']));
+    for (const list of ['containers', 'initContainers', 'ephemeralContainers']) {
+      for (const c of arr(spec[list])) add(fromSecurityContext(obj(c)?.['securityContext']));
+    }
+    for (const [k, v] of Object.entries(obj(meta?.['annotations']) ?? {})) {
+      if (
+        k === 'seccomp.security.alpha.kubernetes.io/pod' ||
+        k.startsWith('container.seccomp.security.alpha.kubernetes.io/')
+      ) {
+        add(profileKeyOfLocalhost(v));
+      }
+    }
+  }
+  return { key: `${namespace}/${name}`, profiles: [...profiles].sort() };
+}
+
+/** profile key → the pods on this node that use it. */
+export class PodIndex {
+  readonly #byProfile = new Map<string, Set<string>>();
+
+  /** Updates the index for one pod change; returns the profile keys whose users changed. */
+  update(old: PodUse | undefined, cur: PodUse | undefined): string[] {
+    const changed = new Set<string>();
+    for (const p of old?.profiles ?? []) {
+      if (cur?.profiles.includes(p) === true) continue;
+      const set = this.#byProfile.get(p);
+      set?.delete(old?.key ?? '');
+      if (set?.size === 0) this.#byProfile.delete(p);
+      changed.add(p);
+    }
+    for (const p of cur?.profiles ?? []) {
+      let set = this.#byProfile.get(p);
+      if (set === undefined) {
+        set = new Set();
+        this.#byProfile.set(p, set);
+      }
+      if (!set.has(cur?.key ?? '')) {
+        set.add(cur?.key ?? '');
+        changed.add(p);
+      }
+    }
+    return [...changed];
+  }
+
+  /** The pods (`ns/name`, sorted) on this node that use a profile. */
+  users(profileKey: string): string[] {
+    return [...(this.#byProfile.get(profileKey) ?? [])].sort();
+  }
+
+  /** Every profile key in use on this node. */
+  profilesInUse(): string[] {
+    return [...this.#byProfile.keys()].sort();
+  }
+}

@@ -1,0 +1,339 @@
+/**
+ * Helpers of the cluster sync tests: a control plane with the CRD, Node objects, and cluster agents
+ * as separate processes (dist/tests/testbed/cluster-agent.js), each with its own node name and
+ * kubelet root. Not a test file (tap runs *.test.ts only).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { access, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { computeDesired, type KnownProfile } from '../../shared/profile/desired.js';
+import { validateProfile } from '../../shared/profile/validate.js';
+import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
+import type { ClusterStats, ClusterTiming } from '../../agent/src/cluster.js';
+import { repoPath, startControlPlane, type ControlPlane, type TestLike } from '../testbed/cluster.js';
+
+export const NS = 'seccomp-test';
+export const AGENT_NS = 'seccomp-agent';
+export const WORKSHOP_FILES = [
+  'complainer.yaml',
+  'multiple.yaml',
+  'confine-nginx-explicit-deny.yaml',
+  'confine-nginx-explicit-allow.yaml',
+];
+
+/** Short timings so tests do not wait out production leases and watch timeouts. */
+export const TEST_TIMING: Partial<ClusterTiming> = {
+  leaseDurationSeconds: 6,
+  watchTimeoutSeconds: 20,
+  watchdogMs: 45_000,
+  backoffInitialMs: 200,
+  backoffMaxMs: 3000,
+};
+
+/** A control plane with the SeccompProfile CRD established and the agent and workshop namespaces. */
+export async function startBed(t: TestLike): Promise<ControlPlane> {
+  const cp = await startControlPlane(t);
+  const crds = await readdir(repoPath('manifests', 'crds'));
+  for (const f of crds) {
+    const r = await cp.kubectl(['apply', '-f', repoPath('manifests', 'crds', f)]);
+    if (r.code !== 0) throw new Error(`applying ${f}: ${r.stderr}`);
+  }
+  const est = await cp.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/seccompprofiles.security-profiles-operator.x-k8s.io',
+  ]);
+  if (est.code !== 0) throw new Error(`CRD not established: ${est.stderr}`);
+  await cp.apply(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"${AGENT_NS}"}}`);
+  await cp.kubectl(['apply', '-f', repoPath('profiles', 'ns.yaml')]);
+  return cp;
+}
+
+export async function createNodes(cp: ControlPlane, names: readonly string[]): Promise<void> {
+  const items = names.map((n) => ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: n, labels: { 'kubernetes.io/hostname': n } },
+  }));
+  await cp.apply(JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+}
+
+/** One agent process. */
+export interface AgentProc {
+  node: string;
+  root: string;
+  url: string;
+  proc: ChildProcess;
+  stats(): Promise<ClusterStats>;
+  ready(): Promise<boolean>;
+  /** SIGTERM, waits for exit. */
+  stop(): Promise<void>;
+  /** SIGKILL (a crash), waits for exit. */
+  kill(): Promise<void>;
+  log(): string;
+}
+
+export const AGENT_MAIN = repoPath('dist', 'tests', 'testbed', 'cluster-agent.js');
+
+export interface AgentOptions {
+  node: string;
+  kubeconfig: string;
+  root?: string;
+  timing?: Partial<ClusterTiming>;
+  logLevel?: string;
+}
+
+export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentProc> {
+  await access(AGENT_MAIN).catch(() => {
+    throw new Error(`${AGENT_MAIN} is missing: run 'npm run build' first (npm test does)`);
+  });
+  const root = o.root ?? (await mkdtemp(join(tmpdir(), `seccomp-agent-${o.node}-`)));
+  if (o.root === undefined) t.teardown(() => rm(root, { recursive: true, force: true }));
+  const proc = spawn(
+    process.execPath,
+    [
+      AGENT_MAIN,
+      '--kubeconfig',
+      o.kubeconfig,
+      '--node-name',
+      o.node,
+      '--kubelet-root',
+      root,
+      '--listen',
+      '127.0.0.1:0',
+      '--namespace',
+      AGENT_NS,
+      '--log-level',
+      o.logLevel ?? 'info',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SECCOMP_AGENT_TEST_TIMING: JSON.stringify({ ...TEST_TIMING, ...o.timing }) },
+    },
+  );
+  let out = '';
+  let errLog = '';
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (d: string) => {
+    errLog += d;
+    if (errLog.length > 2_000_000) errLog = errLog.slice(-1_000_000);
+  });
+  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
+  const url = await new Promise<string>((res, rej) => {
+    proc.stdout?.setEncoding('utf8');
+    proc.stdout?.on('data', (d: string) => {
+      out += d;
+      const m = /listening (\S+)/.exec(out);
+      if (m?.[1] !== undefined) res(m[1]);
+    });
+    proc.once('exit', (code) =>
+      rej(new Error(`agent ${o.node} exited (${String(code)}) before listening:\n${errLog.slice(-3000)}`)),
+    );
+  });
+  const signal = async (sig: NodeJS.Signals): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill(sig);
+    await exited;
+  };
+  t.teardown(() => signal('SIGKILL'));
+  const get = async <T>(path: string): Promise<T> => {
+    const r = await fetch(`${url}${path}`);
+    return (await r.json()) as T;
+  };
+  return {
+    node: o.node,
+    root,
+    url,
+    proc,
+    stats: () => get<ClusterStats>('/v1/cluster'),
+    ready: async () => (await fetch(`${url}/readyz`)).status === 200,
+    stop: () => signal('SIGTERM'),
+    kill: () => signal('SIGKILL'),
+    log: () => errLog,
+  };
+}
+
+/** Polls until `check` returns a value other than undefined; throws with the last state after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+  describe?: () => Promise<string>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr = '';
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e: unknown) {
+      lastErr = e instanceof Error ? e.message : String(e);
+    }
+    if (Date.now() > deadline) {
+      const state = describe === undefined ? '' : await describe().catch(() => '');
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr === '' ? '' : ` (last error: ${lastErr})`}${state === '' ? '' : `\n${state}`}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** A SeccompProfile as kubectl returns it (the parts tests read). */
+export interface SpObject {
+  metadata: { name: string; namespace: string; generation: number; finalizers?: string[]; deletionTimestamp?: string };
+  spec: Record<string, unknown>;
+  status?: {
+    status?: string;
+    localhostProfile?: string;
+    observedGeneration?: number;
+    activeWorkloads?: string[];
+    conditions?: { type: string; status: string; reason?: string; message?: string; observedGeneration?: number }[];
+    nodes?: {
+      nodeName: string;
+      status: string;
+      message?: string;
+      sha256?: string;
+      observedGeneration?: number;
+      activeWorkloads?: string[];
+    }[];
+  };
+}
+
+export async function getProfiles(cp: ControlPlane, ns?: string): Promise<SpObject[]> {
+  const args = ['get', 'seccompprofiles', '-o', 'json', ...(ns === undefined ? ['-A'] : ['-n', ns])];
+  const r = await cp.kubectl(args, { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`kubectl get seccompprofiles: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { items: SpObject[] }).items;
+}
+
+export async function getProfile(cp: ControlPlane, ns: string, name: string): Promise<SpObject | undefined> {
+  const r = await cp.kubectl(['get', 'seccompprofile', '-n', ns, name, '-o', 'json']);
+  if (r.code !== 0) {
+    if (/NotFound/.test(r.stderr)) return undefined;
+    throw new Error(`kubectl get seccompprofile ${ns}/${name}: ${r.stderr}`);
+  }
+  return JSON.parse(r.stdout) as SpObject;
+}
+
+/** The bytes the engine renders for the SeccompProfiles in YAML text (the standalone path). */
+export function renderYaml(texts: readonly string[]): Map<string, string> {
+  const known: KnownProfile[] = [];
+  for (const text of texts) {
+    for (const doc of parseAllDocuments(text)) {
+      const v: unknown = doc.toJS();
+      if ((v as { kind?: string } | null)?.kind !== 'SeccompProfile') continue;
+      const c = validateProfile(v, SYSCALL_CATALOG);
+      if (c.ok) known.push({ ok: true, profile: c.profile, warnings: c.warnings });
+    }
+  }
+  const out = new Map<string, string>();
+  for (const [key, d] of computeDesired(known)) if (d.kind === 'install') out.set(key, d.content);
+  return out;
+}
+
+export async function workshopYaml(): Promise<string[]> {
+  return Promise.all(WORKSHOP_FILES.map((f) => readFile(repoPath('profiles', f), 'utf8')));
+}
+
+export const fileOf = (root: string, ns: string, name: string): string =>
+  join(root, 'seccomp', 'operator', ns, `${name}.json`);
+
+export async function readMaybe(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Human-readable state of profiles, for timeouts. */
+export async function describeProfiles(cp: ControlPlane, ns?: string): Promise<string> {
+  const items = await getProfiles(cp, ns);
+  return items
+    .slice(0, 30)
+    .map(
+      (p) =>
+        `${p.metadata.namespace}/${p.metadata.name} gen=${p.metadata.generation} ${p.status?.status ?? '-'} ${p.status?.conditions?.[0]?.message ?? ''} nodes=${JSON.stringify((p.status?.nodes ?? []).map((n) => [n.nodeName, n.status, n.observedGeneration]))}`,
+    )
+    .join('\n');
+}
+
+/** A TCP proxy in front of the API server whose open connections can be cut silently. */
+export interface BlackholeProxy {
+  port: number;
+  kubeconfig: string;
+  /** Stops forwarding on every open connection without closing it; new connections still work. */
+  blackhole(): number;
+  close(): Promise<void>;
+}
+
+export async function startProxy(t: TestLike, cp: ControlPlane): Promise<BlackholeProxy> {
+  const target = new URL(cp.server);
+  const pairs = new Set<{ c: Socket; u: Socket }>();
+  const all = new Set<Socket>();
+  const server = createServer((c) => {
+    const u = connect(Number(target.port), target.hostname);
+    const pair = { c, u };
+    pairs.add(pair);
+    all.add(c);
+    all.add(u);
+    c.pipe(u);
+    u.pipe(c);
+    const drop = (): void => {
+      pairs.delete(pair);
+      all.delete(c);
+      all.delete(u);
+      c.destroy();
+      u.destroy();
+    };
+    c.on('error', drop);
+    u.on('error', drop);
+    c.on('close', drop);
+    u.on('close', drop);
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+  const port = (server.address() as AddressInfo).port;
+  const dir = await mkdtemp(join(tmpdir(), 'seccomp-agent-proxy-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  await writeFile(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'proxy', cluster: { server: `https://127.0.0.1:${port}`, 'certificate-authority': cp.caFile } },
+      ],
+      users: [{ name: 'u', user: { token: cp.token } }],
+      contexts: [{ name: 'proxy', context: { cluster: 'proxy', user: 'u' } }],
+      'current-context': 'proxy',
+    }),
+  );
+  const close = async (): Promise<void> => {
+    for (const s of all) s.destroy();
+    await new Promise((res) => server.close(res));
+    await rm(dir, { recursive: true, force: true });
+  };
+  t.teardown(close);
+  return {
+    port,
+    kubeconfig,
+    blackhole: () => {
+      let n = 0;
+      for (const p of pairs) {
+        p.c.unpipe(p.u);
+        p.u.unpipe(p.c);
+        p.c.pause();
+        p.u.pause();
+        n++;
+      }
+      pairs.clear();
+      return n;
+    },
+    close,
+  };
+}
