@@ -28,8 +28,8 @@ export interface StandaloneDeps {
   chownAllowed: boolean;
   /** Follow the directory and guard against drift after the first sync. */
   follow: boolean;
-  /** How often every file is re-checked against drift. */
-  recheckIntervalMs: number;
+  /** How often every file is re-checked against drift (default 30 s). */
+  recheckIntervalMs?: number;
 }
 
 export interface SyncSummary {
@@ -93,7 +93,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
   );
   if (!deps.follow) return { first, reports: () => reconciler.reports(), stop: async () => {} };
 
-  const drift = new DriftGuard(writer.operatorDir, reconciler, () => reconciler.reports().map((r) => `${r.namespace}/${r.name}`), log.child({ component: 'drift' }), deps.recheckIntervalMs);
+  const drift = new DriftGuard(writer.operatorDir, reconciler, () => reconciler.reports().map((r) => `${r.namespace}/${r.name}`), log.child({ component: 'drift' }), deps.recheckIntervalMs ?? 30_000);
   await drift.ready();
   let reloading = Promise.resolve();
   source.watch(() => {
