@@ -31,7 +31,7 @@ import {
 } from './kube/status.js';
 import { DriftGuard } from './profiles/drift.js';
 import type { WriterFs } from './profiles/fs.js';
-import { Reconciler, type ProfileReport } from './profiles/reconciler.js';
+import { Reconciler, type ProfileReport, type ReconcileObserver } from './profiles/reconciler.js';
 import { DIR_MODE, ProfileWriter } from './profiles/writer.js';
 import { PROFILE_GID, PROFILE_UID } from './standalone.js';
 
@@ -69,6 +69,8 @@ export const DEFAULT_CLUSTER_TIMING: ClusterTiming = {
 };
 
 export interface ClusterDeps {
+  /** Told of every file operation (metrics). */
+  observer?: ReconcileObserver;
   client: KubeClient;
   nodeName: string;
   /** The agent's own namespace (its Leases live there). */
@@ -182,8 +184,10 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     { kubeletRoot: deps.kubeletRoot, uid: PROFILE_UID, gid: PROFILE_GID, chownAllowed: deps.chownAllowed },
     log.child({ component: 'writer' }),
   );
-  if (!deps.chownAllowed) log.warn('not running as root: profile files keep this user as owner instead of 65535:65535');
-  const reconciler = new Reconciler(writer, deps.kubeletRoot, log.child({ component: 'reconciler' }));
+  if (!deps.chownAllowed && process.getuid?.() !== PROFILE_UID) {
+    log.warn('not running as root: profile files keep this user as owner instead of 65535:65535');
+  }
+  const reconciler = new Reconciler(writer, deps.kubeletRoot, log.child({ component: 'reconciler' }), deps.observer);
   const events = new EventRecorder(client, node, log.child({ component: 'events' }), t.eventsPerSecond, t.eventBurst);
   const lease = new LeaseKeeper(
     client,

@@ -11,7 +11,7 @@ import { messageOf } from '../../shared/errors.js';
 import { DirSource, type SourceSnapshot } from './profiles/dir-source.js';
 import { DriftGuard } from './profiles/drift.js';
 import type { WriterFs } from './profiles/fs.js';
-import { Reconciler, type ApplyResult, type ProfileReport } from './profiles/reconciler.js';
+import { Reconciler, type ApplyResult, type ProfileReport, type ReconcileObserver } from './profiles/reconciler.js';
 import { ProfileWriter } from './profiles/writer.js';
 import type { ProfileView } from './http/server.js';
 
@@ -19,6 +19,8 @@ export const PROFILE_UID = 65535;
 export const PROFILE_GID = 65535;
 
 export interface StandaloneDeps {
+  /** Told of every file operation (metrics). */
+  observer?: ReconcileObserver;
   profilesDir: string;
   kubeletRoot: string;
   catalog: SyscallCatalog;
@@ -63,8 +65,10 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
     { kubeletRoot: deps.kubeletRoot, uid: PROFILE_UID, gid: PROFILE_GID, chownAllowed: deps.chownAllowed },
     log.child({ component: 'writer' }),
   );
-  if (!deps.chownAllowed) log.warn('not running as root: profile files keep this user as owner instead of 65535:65535');
-  const reconciler = new Reconciler(writer, deps.kubeletRoot, log.child({ component: 'reconciler' }));
+  if (!deps.chownAllowed && process.getuid?.() !== PROFILE_UID) {
+    log.warn('not running as root: profile files keep this user as owner instead of 65535:65535');
+  }
+  const reconciler = new Reconciler(writer, deps.kubeletRoot, log.child({ component: 'reconciler' }), deps.observer);
   const source = new DirSource(deps.profilesDir, deps.catalog, log.child({ component: 'source' }));
 
   const sync = async (sweep: boolean): Promise<SyncSummary> => {
