@@ -1,0 +1,237 @@
+/**
+ * The event path, wired: source (audit.log | syslog file | /dev/kmsg) → Ingest (parse, attribute)
+ * → EventStore. `main` calls startEventPipeline once and hands `store` to the HTTP routes.
+ */
+import type { Logger } from 'pino';
+import { resolveAuditSyscall } from '../../../shared/syscalls/index.js';
+import { agentError, isErrnoException, messageOf } from '../../../shared/errors.js';
+import { Attributor } from './attribute.js';
+import { realFs, type EventsFs } from './fs.js';
+import { Ingest, NOOP_METRICS, type EventMetricsSink, type IngestStats } from './ingest.js';
+import { KmsgReader } from './kmsg.js';
+import type { SyscallResolver } from './parse.js';
+import { EMPTY_POD_INDEX, type PodIndex } from './pod-index.js';
+import { procReader, type ProcReader } from './proc.js';
+import { EventStore } from './store.js';
+import { FileTailer, type TailFrom } from './tail-file.js';
+
+/** `--audit-source`. */
+export type AuditSourceSetting = 'auto' | 'auditd' | 'syslog' | 'kmsg';
+export const AUDIT_SOURCES: readonly AuditSourceSetting[] = ['auto', 'auditd', 'syslog', 'kmsg'];
+
+/** The source actually used, and why. */
+export interface ChosenSource {
+  readonly kind: 'auditd' | 'syslog' | 'kmsg';
+  readonly path: string;
+  readonly reason: string;
+}
+
+export const DEFAULT_AUDIT_LOG = '/var/log/audit/audit.log';
+export const SYSLOG_CANDIDATES: readonly string[] = ['/var/log/syslog', '/var/log/kern.log', '/var/log/messages'];
+export const DEFAULT_KMSG = '/dev/kmsg';
+
+async function exists(fs: EventsFs, path: string): Promise<boolean> {
+  try {
+    await fs.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Picks the source. `auto`: the audit log if it exists (auditd writes SECCOMP records there when it
+ * runs), else the first syslog file that exists, else /dev/kmsg. An explicit `path` is used as given.
+ */
+export async function chooseSource(
+  setting: AuditSourceSetting,
+  path: string | undefined,
+  fs: EventsFs = realFs,
+): Promise<ChosenSource> {
+  switch (setting) {
+    case 'auditd':
+      return { kind: 'auditd', path: path ?? DEFAULT_AUDIT_LOG, reason: '--audit-source=auditd' };
+    case 'kmsg':
+      return { kind: 'kmsg', path: path ?? DEFAULT_KMSG, reason: '--audit-source=kmsg' };
+    case 'syslog': {
+      if (path !== undefined) return { kind: 'syslog', path, reason: '--audit-source=syslog' };
+      for (const p of SYSLOG_CANDIDATES) {
+        if (await exists(fs, p)) return { kind: 'syslog', path: p, reason: `--audit-source=syslog, ${p} exists` };
+      }
+      throw agentError('SECCOMP_AGENT_ERR_AUDIT_SOURCE', {
+        source: 'syslog',
+        detail: `none of ${SYSLOG_CANDIDATES.join(', ')} exists; give the file with --audit-log`,
+      });
+    }
+    case 'auto': {
+      if (path !== undefined) {
+        const kind = path.startsWith('/dev/') ? 'kmsg' : path.includes('audit') ? 'auditd' : 'syslog';
+        return { kind, path, reason: `--audit-log ${path}` };
+      }
+      if (await exists(fs, DEFAULT_AUDIT_LOG)) {
+        return { kind: 'auditd', path: DEFAULT_AUDIT_LOG, reason: `${DEFAULT_AUDIT_LOG} exists` };
+      }
+      for (const p of SYSLOG_CANDIDATES) {
+        if (await exists(fs, p)) return { kind: 'syslog', path: p, reason: `no ${DEFAULT_AUDIT_LOG}; ${p} exists` };
+      }
+      return { kind: 'kmsg', path: DEFAULT_KMSG, reason: `no ${DEFAULT_AUDIT_LOG} and no syslog file` };
+    }
+  }
+}
+
+/** Everything the event path needs from main. */
+export interface EventPipelineDeps {
+  readonly node: string;
+  /** `--audit-source` (default auto). */
+  readonly source?: AuditSourceSetting;
+  /** `--audit-log` */
+  readonly auditLog?: string | undefined;
+  /** `--audit-from` (default end). */
+  readonly from?: TailFrom;
+  /** `--event-ring-size` (default 10,000). */
+  readonly ringSize?: number;
+  /** `--event-max-containers` (default 1024). */
+  readonly maxContainers?: number;
+  readonly podIndex?: PodIndex;
+  readonly logger: Logger;
+  readonly metrics?: EventMetricsSink;
+  readonly resolve?: SyscallResolver;
+  readonly proc?: ProcReader;
+  readonly fs?: EventsFs;
+  readonly now?: () => number;
+  /** Fallback poll of the file source (inotify wakes us first). Default 250 ms. */
+  readonly pollIntervalMs?: number;
+}
+
+/** Figures for /metrics and logs. */
+export interface PipelineStats extends IngestStats {
+  readonly source: ChosenSource;
+  /** Bytes of the file not read yet at the last look (file sources). */
+  readonly lagBytes: number;
+  readonly events: number;
+  readonly containers: number;
+  readonly subscribers: number;
+}
+
+/** A running event path. */
+export interface EventPipeline {
+  readonly store: EventStore;
+  readonly source: ChosenSource;
+  stats(): PipelineStats;
+  stop(): Promise<void>;
+}
+
+/** Starts tailing. Resolves once the source is open (or, for a file, being waited for). */
+export async function startEventPipeline(deps: EventPipelineDeps): Promise<EventPipeline> {
+  const fs = deps.fs ?? realFs;
+  const log = deps.logger.child({ component: 'events' });
+  const metrics = deps.metrics ?? NOOP_METRICS;
+  const podIndex = deps.podIndex ?? EMPTY_POD_INDEX;
+  const source = await chooseSource(deps.source ?? 'auto', deps.auditLog, fs);
+  const attributor = new Attributor({ proc: deps.proc ?? procReader(), podIndex });
+  const store = new EventStore({
+    ringSize: deps.ringSize ?? 10_000,
+    maxContainers: deps.maxContainers ?? 1024,
+    onEvict: (agg) => metrics.containerEvicted?.(agg),
+    lateResolve: (containerId, podUid) => {
+      const a = attributor.resolve({ containerId, podUid });
+      return a.pod === null ? undefined : { namespace: a.namespace ?? '', pod: a.pod, ...(a.container === null ? {} : { container: a.container }) };
+    },
+  });
+  let malformedLogged = 0;
+  const ingest = new Ingest({
+    node: deps.node,
+    resolve: deps.resolve ?? resolveAuditSyscall,
+    strict: source.kind === 'auditd',
+    attributor,
+    store,
+    metrics,
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+    onMalformed: (line, reason) => {
+      // The first few in full, then only counted (/metrics has the total).
+      if (malformedLogged++ < 10) log.warn({ reason, line: line.slice(0, 300) }, 'malformed audit line skipped');
+    },
+  });
+  log.info({ source: source.kind, path: source.path, reason: source.reason, from: deps.from ?? 'end' }, 'audit source chosen');
+
+  let stopSource: () => Promise<void>;
+  let lagBytes = (): number => 0;
+  if (source.kind === 'kmsg') {
+    const reader = new KmsgReader({
+      path: source.path,
+      from: deps.from ?? 'end',
+      fs,
+      onLines: (lines) => ingest.lines(lines),
+      onEvent: (e) => {
+        if (e.type === 'overrun') {
+          ingest.lost(e.missed, 'overrun');
+          log.warn({ missed: e.missed }, 'kernel log records overwritten before they were read');
+        } else if (e.type === 'error') log.error({ err: messageOf(e.error) }, 'reading the kernel log failed');
+        else log.info({ path: e.path, skipped: e.skipped }, 'kernel log opened');
+      },
+    });
+    try {
+      await reader.start();
+    } catch (e: unknown) {
+      const detail = isErrnoException(e) ? `${e.code ?? ''} ${e.message}` : messageOf(e);
+      throw agentError('SECCOMP_AGENT_ERR_AUDIT_SOURCE', { source: source.path, detail }, e);
+    }
+    stopSource = () => reader.stop();
+  } else {
+    const tailer = new FileTailer({
+      path: source.path,
+      from: deps.from ?? 'end',
+      fs,
+      ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
+      ...(deps.now === undefined ? {} : { now: deps.now }),
+      onLines: (lines) => ingest.lines(lines),
+      onEvent: (e) => {
+        switch (e.type) {
+          case 'rotated':
+            metrics.rotation('rotated');
+            log.info({ path: e.path, intermediates: e.intermediates }, 'audit log rotated; switched to the new file');
+            break;
+          case 'truncated':
+            metrics.rotation('truncated');
+            log[e.possibleLoss ? 'warn' : 'info'](
+              { path: e.path, recoveredBytes: e.recoveredBytes, possibleLoss: e.possibleLoss },
+              'audit log truncated; reading it from its start',
+            );
+            break;
+          case 'rotation-chain-unknown':
+            log.warn({ path: e.path }, 'rotated file not found among PATH.N; records in files rotated meanwhile may be missed');
+            break;
+          case 'waiting':
+            log.warn({ path: e.path }, 'audit log does not exist yet; waiting for it');
+            break;
+          case 'opened':
+            log.info({ path: e.path, offset: e.offset }, 'audit log opened');
+            break;
+          case 'error':
+            log.error({ path: e.path, err: messageOf(e.error) }, 'reading the audit log failed; retrying');
+            break;
+        }
+      },
+    });
+    await tailer.start();
+    stopSource = () => tailer.stop();
+    lagBytes = () => tailer.lagBytes;
+  }
+
+  return {
+    store,
+    source,
+    stats: () => ({
+      ...ingest.stats,
+      source,
+      lagBytes: lagBytes(),
+      events: store.size,
+      containers: store.containers,
+      subscribers: store.subscribers,
+    }),
+    stop: async () => {
+      await stopSource();
+      log.info('event pipeline stopped');
+    },
+  };
+}

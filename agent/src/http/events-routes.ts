@@ -1,0 +1,314 @@
+/**
+ * The event endpoints, as a fastify plugin: buildServer registers it with
+ * `app.register(eventsRoutes, { store, node })`. Authentication is not this plugin's business: it
+ * runs behind whatever onRequest hooks the server installs.
+ *
+ *   GET /v1/events    recent events, newest last; ?follow=true or Accept: text/event-stream streams
+ *   GET /v1/syscalls  per-container aggregates; ?format=table for a terminal
+ *   GET /v1/suggest   a SeccompProfile (YAML) allowing what a container was seen doing
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { agentError, type AgentError } from '../../../shared/errors.js';
+import { isKnownSyscall } from '../../../shared/syscalls/index.js';
+import type { ContainerAggregate, EventFilter, EventStore, SyscallEvent } from '../events/store.js';
+import { suggestProfile } from '../events/suggest.js';
+
+/** Options of {@link eventsRoutes}. */
+export interface EventsRoutesOptions {
+  readonly store: EventStore;
+  /** This node's name (in suggested profiles). */
+  readonly node: string;
+  readonly now?: () => number;
+  /** SSE comment every this often, so proxies keep idle streams open. Default 15 s. */
+  readonly heartbeatMs?: number;
+  /** A follow client this far behind (bytes buffered) is disconnected. Default 1 MiB. */
+  readonly maxStreamBufferBytes?: number;
+  /** `limit` when none is given (not for follow). Default 1000. */
+  readonly defaultLimit?: number;
+}
+
+type Query = Record<string, string>;
+
+class BadQuery extends Error {
+  readonly agentError: AgentError;
+  constructor(param: string, detail: string) {
+    const e = agentError('SECCOMP_AGENT_ERR_BAD_QUERY', { param, detail });
+    super(e.message);
+    this.agentError = e;
+  }
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const DURATION = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
+
+/** Flat string params only; unknown and repeated parameters are errors (typos must not pass silently). */
+function readQuery(raw: unknown, allowed: readonly string[]): Query {
+  const q: Query = {};
+  if (raw === null || typeof raw !== 'object') return q;
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!allowed.includes(k)) throw new BadQuery(k, `unknown parameter; use ${allowed.join(', ')}`);
+    if (typeof v !== 'string') throw new BadQuery(k, 'given more than once');
+    q[k] = v;
+  }
+  return q;
+}
+
+function nameParam(q: Query, key: string, pattern = NAME): string | undefined {
+  const v = q[key];
+  if (v === undefined) return undefined;
+  if (!pattern.test(v)) throw new BadQuery(key, `"${v}" is not a valid ${key} (letters, digits, '.', '_', '-')`);
+  return v;
+}
+
+/** `since`: RFC 3339 time, or a duration back from now (`90s`, `5m`, `1h30m`), as kubectl logs takes. */
+export function parseSince(v: string, now: number): number {
+  const d = DURATION.exec(v);
+  if (d !== null && v !== '') {
+    const [, h, m, s, ms] = d;
+    return now - ((Number(h ?? 0) * 60 + Number(m ?? 0)) * 60 + Number(s ?? 0)) * 1000 - Number(ms ?? 0);
+  }
+  if (RFC3339.test(v)) {
+    const t = Date.parse(v);
+    if (!Number.isNaN(t)) return t;
+  }
+  throw new BadQuery('since', `"${v}" is neither an RFC 3339 time (2026-11-28T12:00:00Z) nor a duration (90s, 5m, 1h30m)`);
+}
+
+function intParam(q: Query, key: string, min: number, max: number): number | undefined {
+  const v = q[key];
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new BadQuery(key, `"${v}" is not an integer from ${min} to ${max}`);
+  }
+  return Number(v);
+}
+
+function boolParam(q: Query, key: string): boolean | undefined {
+  const v = q[key];
+  if (v === undefined) return undefined;
+  if (v === 'true' || v === '1' || v === '') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new BadQuery(key, `"${v}" is not true or false`);
+}
+
+function filterOf(q: Query, now: number): EventFilter {
+  const syscall = q['syscall'];
+  if (syscall !== undefined && !isKnownSyscall(syscall)) {
+    throw new BadQuery('syscall', `"${syscall}" is not a syscall name on any architecture we know`);
+  }
+  return {
+    namespace: nameParam(q, 'namespace'),
+    pod: nameParam(q, 'pod'),
+    container: nameParam(q, 'container'),
+    containerId: nameParam(q, 'containerId', CONTAINER_ID),
+    syscall,
+    since: q['since'] === undefined ? undefined : parseSince(q['since'], now),
+  };
+}
+
+function badRequest(reply: FastifyReply, e: BadQuery): FastifyReply {
+  return reply.code(400).send({
+    statusCode: 400,
+    error: 'Bad Request',
+    code: e.agentError.code,
+    message: e.agentError.message,
+  });
+}
+
+const FILTER_PARAMS = ['namespace', 'pod', 'container', 'containerId', 'syscall', 'since'] as const;
+
+/** An aggregate as JSON. */
+export function aggregateJson(a: ContainerAggregate): unknown {
+  return {
+    namespace: a.namespace,
+    pod: a.pod,
+    container: a.container,
+    containerId: a.containerId,
+    podUid: a.podUid,
+    total: a.total,
+    first: new Date(a.first).toISOString(),
+    last: new Date(a.last).toISOString(),
+    arches: [...a.arches].sort(),
+    syscalls: [...a.syscalls.values()]
+      .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
+      .map((s) => ({
+        name: s.name,
+        count: s.count,
+        actions: [...s.actions].sort(),
+        arches: [...s.arches].sort(),
+        first: new Date(s.first).toISOString(),
+        last: new Date(s.last).toISOString(),
+      })),
+    unresolved: [...a.unresolved.entries()].map(([k, count]) => {
+      const i = k.lastIndexOf(':');
+      return { arch: k.slice(0, i), nr: Number(k.slice(i + 1)), count };
+    }),
+  };
+}
+
+/** The plain-text table of `?format=table`. */
+export function aggregatesTable(aggs: readonly ContainerAggregate[]): string {
+  const rows: string[][] = [['NAMESPACE', 'POD', 'CONTAINER', 'CONTAINER ID', 'SYSCALL', 'COUNT', 'ACTIONS']];
+  for (const a of aggs) {
+    const names = [...a.syscalls.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+    for (const s of names) {
+      rows.push([
+        a.namespace ?? '-',
+        a.pod ?? '-',
+        a.container ?? '-',
+        a.containerId === null ? '(host)' : a.containerId.slice(0, 12),
+        s.name,
+        String(s.count),
+        [...s.actions].map((x) => x.replace(/^SCMP_ACT_/, '')).sort().join(','),
+      ]);
+    }
+    for (const [k, c] of a.unresolved) {
+      rows.push([a.namespace ?? '-', a.pod ?? '-', a.container ?? '-', a.containerId?.slice(0, 12) ?? '(host)', `?${k}`, String(c), '-']);
+    }
+  }
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n';
+}
+
+/** The event endpoints. */
+export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app, opts) => {
+  const store = opts.store;
+  const now = opts.now ?? Date.now;
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  const maxBuffer = opts.maxStreamBufferBytes ?? 1024 * 1024;
+  const defaultLimit = Math.min(opts.defaultLimit ?? 1000, store.ringSize);
+
+  app.get('/v1/events', async (req, reply) => {
+    let q: Query;
+    let filter: EventFilter;
+    let limit: number | undefined;
+    let follow: boolean;
+    let after: number | undefined;
+    const sse = (req.headers.accept ?? '').includes('text/event-stream');
+    try {
+      q = readQuery(req.query, [...FILTER_PARAMS, 'limit', 'follow', 'after']);
+      filter = filterOf(q, now());
+      limit = intParam(q, 'limit', 1, store.ringSize);
+      follow = boolParam(q, 'follow') ?? sse;
+      after = intParam(q, 'after', 0, Number.MAX_SAFE_INTEGER);
+      const lastId = req.headers['last-event-id'];
+      if (after === undefined && typeof lastId === 'string' && /^\d+$/.test(lastId)) after = Number(lastId);
+    } catch (e: unknown) {
+      if (e instanceof BadQuery) return badRequest(reply, e);
+      throw e;
+    }
+    if (after !== undefined) filter = { ...filter, afterSeq: after };
+    if (!follow) {
+      return reply.send({ items: store.events(filter, limit ?? defaultLimit) });
+    }
+    // A stream sends the backlog only when asked for (since, limit, after / Last-Event-ID).
+    const backlog =
+      limit !== undefined || filter.since !== undefined || after !== undefined
+        ? store.events(filter, limit ?? store.ringSize)
+        : [];
+    stream(req, reply, filter, backlog, sse);
+    return reply;
+  });
+
+  function stream(req: FastifyRequest, reply: FastifyReply, filter: EventFilter, backlog: SyscallEvent[], sse: boolean): void {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': sse ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+    });
+    const frame = sse
+      ? (ev: SyscallEvent) => `id: ${ev.seq}\ndata: ${JSON.stringify(ev)}\n\n`
+      : (ev: SyscallEvent) => `${JSON.stringify(ev)}\n`;
+    const live = { ...filter, afterSeq: undefined, since: undefined };
+    let closed = false;
+    let unsubscribe = (): void => {};
+    let beat: NodeJS.Timeout | undefined;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      unsubscribe();
+      if (beat !== undefined) clearInterval(beat);
+      res.end();
+    };
+    const write = (text: string): void => {
+      if (closed) return;
+      if (res.writableLength > maxBuffer) {
+        // Too slow to keep up: drop the client rather than buffer without bound.
+        req.log.warn({ buffered: res.writableLength }, 'event stream client too slow; closing');
+        close();
+        return;
+      }
+      res.write(text);
+    };
+    res.write(sse ? ': seccomp-agent events\n\n' : '');
+    for (const ev of backlog) write(frame(ev));
+    if (closed) return;
+    unsubscribe = store.subscribe((ev) => {
+      if (store.matches(live, ev)) write(frame(ev));
+    });
+    if (sse) {
+      beat = setInterval(() => write(': keep-alive\n\n'), heartbeatMs);
+      beat.unref();
+    }
+    req.raw.on('close', close);
+    res.on('close', close);
+  }
+
+  app.get('/v1/syscalls', async (req, reply) => {
+    try {
+      const q = readQuery(req.query, [...FILTER_PARAMS, 'format']);
+      const filter = filterOf(q, now());
+      const format = q['format'] ?? 'json';
+      if (format !== 'json' && format !== 'table') throw new BadQuery('format', `"${format}" is not json or table`);
+      const aggs = store.aggregates(filter);
+      if (format === 'table') return reply.type('text/plain; charset=utf-8').send(aggregatesTable(aggs));
+      return reply.send({ items: aggs.map(aggregateJson) });
+    } catch (e: unknown) {
+      if (e instanceof BadQuery) return badRequest(reply, e);
+      throw e;
+    }
+  });
+
+  app.get('/v1/suggest', async (req, reply) => {
+    let q: Query;
+    let filter: EventFilter;
+    let format: string;
+    try {
+      q = readQuery(req.query, ['namespace', 'pod', 'container', 'containerId', 'since', 'name', 'format']);
+      filter = filterOf(q, now());
+      nameParam(q, 'name', /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/);
+      format = q['format'] ?? 'yaml';
+      if (format !== 'yaml' && format !== 'json') throw new BadQuery('format', `"${format}" is not yaml or json`);
+      if (filter.pod === undefined && filter.containerId === undefined) {
+        throw new BadQuery('pod', 'give pod (with namespace, and container for one container) or containerId');
+      }
+    } catch (e: unknown) {
+      if (e instanceof BadQuery) return badRequest(reply, e);
+      throw e;
+    }
+    const selector = Object.entries(q)
+      .filter(([k]) => k !== 'name' && k !== 'format')
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    const aggs = store.aggregates(filter).filter((a) => a.containerId !== null);
+    const named = aggs.reduce((n, a) => n + a.syscalls.size, 0);
+    if (aggs.length === 0 || named === 0) {
+      const e = agentError('SECCOMP_AGENT_ERR_NO_EVENTS', {
+        selector,
+        detail:
+          aggs.length === 0
+            ? 'no container matches; see GET /v1/syscalls for what was seen'
+            : 'the matching containers made no call with a known name',
+      });
+      return reply.code(404).send({ statusCode: 404, error: 'Not Found', code: e.code, message: e.message });
+    }
+    const { profile, yaml } = suggestProfile(aggs, { name: q['name'], node: opts.node, now: new Date(now()) });
+    if (format === 'json') return reply.send(profile);
+    return reply.type('application/yaml; charset=utf-8').send(yaml);
+  });
+};

@@ -1,0 +1,206 @@
+/**
+ * The agent's Prometheus metrics, on a registry of its own (never prom-client's global one, so tests
+ * and several agents in one process do not share counters). The reference operator's names for
+ * compatibility with its dashboards, plus ours for the audit tail.
+ *
+ * `createMetrics` is called once by main; the event path gets `events`, the profile path `profiles`,
+ * and buildServer registers `metricsRoutes` with the registry.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EventMetricsSink } from '../events/ingest.js';
+import type { EventPipeline } from '../events/pipeline.js';
+import type { ContainerAggregate, SyscallEvent } from '../events/store.js';
+
+/** What the profile path reports. */
+export interface ProfileMetricsSink {
+  /** A profile operation: `update` (written) or `delete` (removed), as the reference operator counts. */
+  operation(op: 'update' | 'delete'): void;
+  /** A failure, by CamelCase reason. */
+  error(reason: string): void;
+}
+
+/** Live figures read at scrape time. */
+export interface PipelineGauges {
+  lagBytes(): number;
+  /** Seconds between the newest record's time and when we ingested it; 0 before the first. */
+  lagSeconds(): number;
+  events(): number;
+  containers(): number;
+  subscribers(): number;
+}
+
+export interface AgentMetrics {
+  readonly registry: Registry;
+  readonly events: EventMetricsSink;
+  readonly profiles: ProfileMetricsSink;
+  /** Called by main once the pipeline runs, so gauges can read it at scrape time. */
+  setPipelineGauges(g: PipelineGauges): void;
+}
+
+export interface MetricsOptions {
+  readonly node: string;
+  /** Process metrics (CPU, memory, event loop); default true. */
+  readonly processMetrics?: boolean;
+}
+
+/** Creates the registry and every metric. */
+export function createMetrics(o: MetricsOptions): AgentMetrics {
+  const registry = new Registry();
+  if (o.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'seccomp_agent_' });
+
+  const audit = new Counter({
+    name: 'security_profiles_operator_seccomp_profile_audit_total',
+    help: 'Syscalls seen in seccomp audit records, by container and syscall.',
+    labelNames: ['node', 'namespace', 'pod', 'container', 'syscall'] as const,
+    registers: [registry],
+  });
+  const operations = new Counter({
+    name: 'security_profiles_operator_seccomp_profile_total',
+    help: 'Seccomp profile operations on this node.',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
+  const errors = new Counter({
+    name: 'security_profiles_operator_seccomp_profile_error_total',
+    help: 'Seccomp profile errors on this node, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const lines = new Counter({
+    name: 'seccomp_agent_audit_lines_total',
+    help: 'Lines read from the audit source.',
+    registers: [registry],
+  });
+  const malformed = new Counter({
+    name: 'seccomp_agent_audit_malformed_lines_total',
+    help: 'Audit lines that could not be parsed and were skipped.',
+    registers: [registry],
+  });
+  const lost = new Counter({
+    name: 'seccomp_agent_audit_lost_records_total',
+    help: 'Records known to be lost: suppressed by the kernel printk rate limit, or overwritten in the kernel log.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const records = new Counter({
+    name: 'seccomp_agent_audit_events_total',
+    help: 'Seccomp records ingested, by attribution (pod, container, host, unknown).',
+    labelNames: ['attribution'] as const,
+    registers: [registry],
+  });
+  const rotations = new Counter({
+    name: 'seccomp_agent_audit_log_rotations_total',
+    help: 'Rotations (rotated) and truncations (truncated) of the audit log followed.',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  let gauges: PipelineGauges | undefined;
+  new Gauge({
+    name: 'seccomp_agent_audit_tail_lag_bytes',
+    help: 'Bytes of the audit log written but not read yet, at the last look.',
+    registers: [registry],
+    collect() {
+      this.set(gauges?.lagBytes() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'seccomp_agent_audit_tail_lag_seconds',
+    help: 'Time between the newest record being written by the kernel and the agent ingesting it.',
+    registers: [registry],
+    collect() {
+      this.set(gauges?.lagSeconds() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'seccomp_agent_events_in_ring',
+    help: 'Events held in the ring of recent events.',
+    registers: [registry],
+    collect() {
+      this.set(gauges?.events() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'seccomp_agent_containers_tracked',
+    help: 'Containers with a syscall aggregate.',
+    registers: [registry],
+    collect() {
+      this.set(gauges?.containers() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'seccomp_agent_event_subscribers',
+    help: 'Open follow streams of /v1/events.',
+    registers: [registry],
+    collect() {
+      this.set(gauges?.subscribers() ?? 0);
+    },
+  });
+
+  const events: EventMetricsSink = {
+    linesRead: (n) => lines.inc(n),
+    malformed: (n) => malformed.inc(n),
+    lost: (n, reason) => lost.inc({ reason }, n),
+    rotation: (kind) => rotations.inc({ kind }),
+    event: (ev: SyscallEvent) => {
+      records.inc({ attribution: ev.attribution });
+      audit.inc({
+        node: ev.node,
+        namespace: ev.namespace ?? '',
+        pod: ev.pod ?? '',
+        container: ev.container ?? '',
+        syscall: ev.syscall ?? `${ev.arch ?? ev.auditArch}:${ev.syscallNr}`,
+      });
+    },
+  };
+  events.containerEvicted = (agg: ContainerAggregate) => {
+    for (const name of agg.syscalls.keys()) {
+      audit.remove({
+        node: o.node,
+        namespace: agg.namespace ?? '',
+        pod: agg.pod ?? '',
+        container: agg.container ?? '',
+        syscall: name,
+      });
+    }
+  };
+  const profiles: ProfileMetricsSink = {
+    operation: (op) => operations.inc({ operation: op }),
+    error: (reason) => errors.inc({ reason }),
+  };
+  return {
+    registry,
+    events,
+    profiles,
+    setPipelineGauges: (g) => {
+      gauges = g;
+    },
+  };
+}
+
+/** The gauges of a running pipeline: `metrics.setPipelineGauges(pipelineGauges(pipeline))`. */
+export function pipelineGauges(p: EventPipeline): PipelineGauges {
+  return {
+    lagBytes: () => p.stats().lagBytes,
+    lagSeconds: () => {
+      const s = p.stats();
+      return s.lastRecordMs === 0 ? 0 : Math.max(0, (s.lastIngestMs - s.lastRecordMs) / 1000);
+    },
+    events: () => p.store.size,
+    containers: () => p.store.containers,
+    subscribers: () => p.store.subscribers,
+  };
+}
+
+/** Options of {@link metricsRoutes}. */
+export interface MetricsRoutesOptions {
+  readonly registry: Registry;
+}
+
+/** `GET /metrics` in the Prometheus text format. */
+export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, opts) => {
+  app.get('/metrics', async (_req, reply) => {
+    const body = await opts.registry.metrics();
+    return reply.type(opts.registry.contentType).send(body);
+  });
+};

@@ -1,0 +1,170 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import t, { type Test } from 'tap';
+import { chooseSource, startEventPipeline, type EventPipelineDeps } from '../../../agent/src/events/pipeline.js';
+import { procReader } from '../../../agent/src/events/proc.js';
+import { createMetrics, pipelineGauges } from '../../../agent/src/http/metrics.js';
+import { isAgentError } from '../../../shared/errors.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const corpusDir = join(here, '..', '..', '..', '..', 'shared', 'node-facts', 'corpus');
+const lines = (name: string): string[] => readFileSync(join(corpusDir, name), 'latin1').split('\n').filter((l) => l !== '');
+const SECCOMP = lines('audit-enriched.log').filter((l) => l.startsWith('type=SECCOMP '));
+
+function logger(t: Test) {
+  const records: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l !== '') records.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  t.teardown(() => sink.destroy());
+  return { log: pino({ level: 'debug' }, sink), records };
+}
+
+/** One test dir: the log file (created empty unless `create` is false) and a /proc tree. */
+async function pipeline(t: Test, file: string, over: Partial<EventPipelineDeps>) {
+  const { log, records } = logger(t);
+  const dir = t.testdir({ proc: { stat: 'btime 1795860000\n' }, [file]: '' });
+  const procRoot = join(dir, 'proc');
+  const path = join(dir, file);
+  const p = await startEventPipeline({ node: 'node1', logger: log, proc: procReader(procRoot), pollIntervalMs: 60_000, auditLog: path, ...over });
+  t.teardown(() => p.stop());
+  return { p, logs: records, procRoot, path };
+}
+
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+t.test('chooseSource: explicit settings and paths', async (t) => {
+  t.match(await chooseSource('auditd', undefined), { kind: 'auditd', path: '/var/log/audit/audit.log' });
+  t.match(await chooseSource('kmsg', undefined), { kind: 'kmsg', path: '/dev/kmsg' });
+  t.match(await chooseSource('auto', '/host/var/log/audit/audit.log'), { kind: 'auditd', path: '/host/var/log/audit/audit.log' });
+  t.match(await chooseSource('auto', '/host/var/log/kern.log'), { kind: 'syslog' });
+  t.match(await chooseSource('syslog', '/x/messages'), { kind: 'syslog', path: '/x/messages' });
+  const auto = await chooseSource('auto', undefined);
+  t.ok(['auditd', 'syslog', 'kmsg'].includes(auto.kind), `auto picked ${auto.kind}: ${auto.reason}`);
+  const dir = t.testdir({});
+  const noSyslog = await chooseSource('syslog', undefined, {
+    open: () => Promise.reject(new Error('unused')),
+    stat: (p) => Promise.reject(Object.assign(new Error(`ENOENT ${p} (${dir})`), { code: 'ENOENT' })),
+    watch: () => {
+      throw new Error('unused');
+    },
+  }).catch((e: unknown) => e);
+  t.ok(isAgentError(noSyslog));
+  t.match((noSyslog as Error).message, /audit source syslog: none of \/var\/log\/syslog, \/var\/log\/kern.log, \/var\/log\/messages exists; give the file with --audit-log/);
+});
+
+t.test('a generated audit.log: every corpus SECCOMP line becomes one named event', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  t.match(logs, [{ msg: 'audit source chosen', source: 'auditd', from: 'end' }]);
+  appendFileSync(path, lines('audit-enriched.log').join('\n') + '\n');
+  await until(() => p.stats().records === 321, '321 records');
+  const st = p.stats();
+  t.equal(st.lines, 412);
+  t.equal(st.malformed, 0);
+  t.equal(st.unattributed, 321, 'the corpus pids do not exist in this test proc tree');
+  const evs = p.store.events({}, 10_000);
+  t.equal(evs.length, 321);
+  t.ok(evs.every((e) => e.syscall !== null), 'every one named');
+  t.equal(new Set(evs.map((e) => e.auditId)).size, 321, 'no record twice');
+});
+
+t.test('malformed lines are counted, logged a few times, and skipped', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  const good = SECCOMP[0] ?? '';
+  appendFileSync(path, [good, 'not an audit line', good.slice(0, 70), good].join('\n') + '\n');
+  await until(() => p.stats().lines === 4, '4 lines');
+  t.match(p.stats(), { records: 2, malformed: 2 });
+  t.equal(logs.filter((l) => l['msg'] === 'malformed audit line skipped').length, 2);
+});
+
+t.test('20 rotations of a generated log (rename + create, as auditd does) while writing: exact count', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  let serial = 100_000;
+  const write = (n: number): void => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const src = SECCOMP[serial % SECCOMP.length] ?? '';
+      out.push(src.replace(/audit\((\d+\.\d+):\d+\)/, `audit($1:${serial++})`));
+    }
+    appendFileSync(path, out.join('\n') + '\n');
+  };
+  const rotate = (): void => {
+    const numLogs = 5;
+    if (existsSync(`${path}.${numLogs - 1}`)) rmSync(`${path}.${numLogs - 1}`);
+    for (let n = numLogs - 2; n >= 1; n--) if (existsSync(`${path}.${n}`)) renameSync(`${path}.${n}`, `${path}.${n + 1}`);
+    renameSync(path, `${path}.1`);
+    writeFileSync(path, `type=DAEMON_ROTATE msg=audit(1795867210.486:${serial}): op=rotate-logs auid=0 uid=0 ses=4294967295 pid=1 res=success\n`);
+  };
+  let written = 0;
+  for (let r = 0; r < 20; r++) {
+    write(37);
+    written += 37;
+    if (r % 2 === 0) await new Promise((res) => setImmediate(res)); // let the tailer catch up on half of them
+    rotate();
+    write(13);
+    written += 13;
+    await until(() => p.stats().records === written, `${written} records`);
+  }
+  t.equal(p.stats().records, 1000);
+  const ids = p.store.events({}, 10_000).map((e) => e.auditId);
+  t.equal(ids.length, 1000);
+  t.equal(new Set(ids).size, 1000, 'no record read twice');
+  t.equal(logs.filter((l) => l['msg'] === 'audit log rotated; switched to the new file').length, 20);
+  t.equal(p.stats().malformed, 0, 'no record cut at a rotation');
+});
+
+t.test('a syslog file with kernel-log lines: records parsed, "callbacks suppressed" counted as lost', async (t) => {
+  const { p, path } = await pipeline(t, 'kern.log', { source: 'syslog' });
+  const syslogLines = lines('kmsg.log').map((l) => `Nov 28 12:00:00 node1 kernel: ${l}`);
+  appendFileSync(path, ['Nov 28 12:00:00 node1 sshd[1]: something else', ...syslogLines].join('\n') + '\n');
+  await until(() => p.stats().lines === 31, '31 lines');
+  t.match(p.stats(), { records: 23, lost: 90, malformed: 0 });
+});
+
+t.test('attribution through the pipeline: a live pid in a container cgroup', async (t) => {
+  const { p, procRoot, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  const id = 'f'.repeat(64);
+  mkdirSync(join(procRoot, '18105'));
+  writeFileSync(join(procRoot, '18105', 'stat'), '18105 (uname) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0');
+  writeFileSync(join(procRoot, '18105', 'cgroup'), `0::/kubepods/besteffort/pod0b7e3f8a-1111-2222-3333-444455556666/${id}\n`);
+  const unameLines = SECCOMP.filter((l) => l.includes(' pid=18105 '));
+  appendFileSync(path, unameLines.join('\n') + '\n');
+  await until(() => p.stats().records === unameLines.length, 'uname records');
+  const evs = p.store.events({ containerId: id }, 100);
+  t.equal(evs.length, unameLines.length);
+  t.match(evs[0], { containerId: id, podUid: '0b7e3f8a-1111-2222-3333-444455556666', attribution: 'container', comm: 'uname' });
+});
+
+t.test('metrics: the pipeline counts into prom-client and its gauges are read at scrape time', async (t) => {
+  const metrics = createMetrics({ node: 'node1', processMetrics: false });
+  const { p, path } = await pipeline(t, 'audit.log', { source: 'auditd', metrics: metrics.events, ringSize: 100 });
+  metrics.setPipelineGauges(pipelineGauges(p));
+  appendFileSync(path, lines('audit-enriched.log').join('\n') + '\nbroken line\n');
+  await until(() => p.stats().lines === 413, 'all lines');
+  const text = await metrics.registry.metrics();
+  t.match(text, /^seccomp_agent_audit_lines_total 413$/m);
+  t.match(text, /^seccomp_agent_audit_malformed_lines_total 1$/m);
+  t.match(text, /^seccomp_agent_audit_events_total\{attribution="unknown"\} 321$/m);
+  t.match(text, /^seccomp_agent_events_in_ring 100$/m, 'the ring holds its size');
+  t.match(text, /^seccomp_agent_containers_tracked 1$/m);
+  t.match(text, /^seccomp_agent_audit_tail_lag_bytes 0$/m);
+  t.match(text, /^seccomp_agent_audit_tail_lag_seconds \d+/m);
+  t.match(text, /^security_profiles_operator_seccomp_profile_audit_total\{node="node1",namespace="",pod="",container="",syscall="openat"\} \d+$/m);
+  metrics.profiles.operation('update');
+  metrics.profiles.error('WriteFailed');
+  const after = await metrics.registry.metrics();
+  t.match(after, /^security_profiles_operator_seccomp_profile_total\{operation="update"\} 1$/m);
+  t.match(after, /^security_profiles_operator_seccomp_profile_error_total\{reason="WriteFailed"\} 1$/m);
+});

@@ -1,0 +1,193 @@
+import { appendFileSync, copyFileSync, existsSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { FileTailer, type TailEvent, type TailFrom } from '../../../agent/src/events/tail-file.js';
+import { LineSplitter } from '../../../agent/src/events/lines.js';
+
+/** Polls `cond` (bounded) so a test waits for the tailer without asserting on time. */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface Harness {
+  path: string;
+  lines: string[];
+  events: TailEvent[];
+  tailer: FileTailer;
+}
+
+async function tail(t: Test, opts: { from?: TailFrom; poll?: number; content?: string; create?: boolean } = {}): Promise<Harness> {
+  const dir = t.testdir({});
+  const path = join(dir, 'audit.log');
+  if (opts.create !== false) writeFileSync(path, opts.content ?? '');
+  const lines: string[] = [];
+  const events: TailEvent[] = [];
+  const tailer = new FileTailer({
+    path,
+    from: opts.from ?? 'end',
+    onLines: (ls) => lines.push(...ls),
+    onEvent: (e) => events.push(e),
+    pollIntervalMs: opts.poll ?? 60_000,
+    drainGraceMs: 200,
+  });
+  t.teardown(() => tailer.stop());
+  await tailer.start();
+  return { path, lines, events, tailer };
+}
+
+/** auditd's rotation: .N-1 -> .N, audit.log -> .1, new audit.log, the oldest beyond numLogs deleted. */
+function rotate(path: string, numLogs: number): void {
+  const oldest = `${path}.${numLogs - 1}`;
+  if (existsSync(oldest)) rmSync(oldest);
+  for (let n = numLogs - 2; n >= 1; n--) if (existsSync(`${path}.${n}`)) renameSync(`${path}.${n}`, `${path}.${n + 1}`);
+  renameSync(path, `${path}.1`);
+  writeFileSync(path, '');
+}
+
+const rec = (i: number): string => `type=SECCOMP msg=audit(1795867209.801:${i}): pid=1 arch=c000003e syscall=0 code=0x7ffc0000\n`;
+
+function checkExactlyOnce(t: Test, lines: string[], n: number): void {
+  t.equal(lines.length, n, `${n} lines delivered`);
+  const serials = lines.map((l) => Number(/:(\d+)\)/.exec(l)?.[1]));
+  t.equal(new Set(serials).size, n, 'no line delivered twice');
+  t.same([...serials].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i), 'every line delivered');
+}
+
+t.test('LineSplitter holds back an incomplete last line', async (t) => {
+  const s = new LineSplitter();
+  t.same(s.push(Buffer.from('ab')), []);
+  t.same(s.push(Buffer.from('c\nde')), ['abc']);
+  t.equal(s.pendingBytes, 2);
+  t.same(s.push(Buffer.from('f\ng\nh\n')), ['def', 'g', 'h']);
+  t.equal(s.flush(), undefined);
+  s.push(Buffer.from('tail'));
+  t.equal(s.flush(), 'tail');
+});
+
+t.test('from end: existing lines are skipped, appended ones delivered (inotify only, no poll)', async (t) => {
+  const h = await tail(t, { from: 'end', content: 'old 1\nold 2\n' });
+  appendFileSync(h.path, 'new 1\n');
+  await until(() => h.lines.length === 1, 'new 1');
+  appendFileSync(h.path, 'new 2\nnew 3\n');
+  await until(() => h.lines.length === 3, 'new 3');
+  t.same(h.lines, ['new 1', 'new 2', 'new 3']);
+});
+
+t.test('from start: existing lines are delivered', async (t) => {
+  const h = await tail(t, { from: 'start', content: 'old 1\nold 2\n' });
+  await until(() => h.lines.length === 2, 'old lines');
+  t.same(h.lines, ['old 1', 'old 2']);
+});
+
+t.test('from end starts after the last complete line; an incomplete line waits for its newline', async (t) => {
+  const h = await tail(t, { from: 'end', content: 'old 1\nhalf a rec' });
+  appendFileSync(h.path, 'ord');
+  await h.tailer.idle();
+  h.tailer.kick();
+  await h.tailer.idle();
+  t.same(h.lines, [], 'nothing delivered while the line is incomplete');
+  appendFileSync(h.path, '\nnext\n');
+  await until(() => h.lines.length === 2, 'completed line');
+  t.same(h.lines, ['half a record', 'next']);
+});
+
+t.test('a file that does not exist yet is waited for', async (t) => {
+  const h = await tail(t, { create: false, from: 'end' });
+  t.match(h.events, [{ type: 'waiting' }]);
+  writeFileSync(h.path, 'first\n');
+  await until(() => h.lines.length === 1, 'first line');
+  t.same(h.lines, ['first'], 'a file created after start is read from its start');
+});
+
+t.test('20 auditd-style rotations while writing: every record exactly once', async (t) => {
+  const h = await tail(t, { from: 'end' });
+  let i = 0;
+  for (let r = 0; r < 20; r++) {
+    for (let k = 0; k < 25; k++) appendFileSync(h.path, rec(i++));
+    // Part of the records land just before the rename, unread: they must come from the old inode.
+    rotate(h.path, 5);
+    for (let k = 0; k < 5; k++) appendFileSync(h.path, rec(i++));
+    await until(() => h.lines.length === i, `record ${i}`);
+  }
+  checkExactlyOnce(t, h.lines, i);
+  t.equal(h.events.filter((e) => e.type === 'rotated').length, 20, '20 rotations seen');
+});
+
+t.test('several rotations before the tailer runs: files rotated in between are read once, in order', async (t) => {
+  const h = await tail(t, { from: 'end' });
+  let i = 0;
+  // All synchronous: the tailer cannot run until the loop ends, so it finds 6 rotations at once.
+  for (let r = 0; r < 6; r++) {
+    for (let k = 0; k < 10; k++) appendFileSync(h.path, rec(i++));
+    rotate(h.path, 10);
+  }
+  for (let k = 0; k < 3; k++) appendFileSync(h.path, rec(i++));
+  await until(() => h.lines.length === i, `record ${i}`);
+  checkExactlyOnce(t, h.lines, i);
+  const serials = h.lines.map((l) => Number(/:(\d+)\)/.exec(l)?.[1]));
+  t.same(serials, [...serials].sort((a, b) => a - b), 'in write order');
+  t.match(h.events.find((e) => e.type === 'rotated'), { intermediates: 5 });
+});
+
+t.test('inode numbers reused by rotation do not confuse the tailer', async (t) => {
+  // num_logs=2: each rotation deletes the previous .1, whose inode the next audit.log often gets.
+  const h = await tail(t, { from: 'end' });
+  let i = 0;
+  const inodes = new Set<number>();
+  for (let r = 0; r < 20; r++) {
+    for (let k = 0; k < 5; k++) appendFileSync(h.path, rec(i++));
+    await until(() => h.lines.length === i, `record ${i}`);
+    rotate(h.path, 2);
+    inodes.add(statSync(h.path).ino);
+    appendFileSync(h.path, rec(i++));
+    await until(() => h.lines.length === i, `record ${i}`);
+  }
+  checkExactlyOnce(t, h.lines, i);
+  t.comment(`${inodes.size} distinct inode numbers over 20 new files`);
+});
+
+t.test('copy-truncate: unread lines are taken from the copy, nothing twice', async (t) => {
+  const h = await tail(t, { from: 'end' });
+  let i = 0;
+  for (let k = 0; k < 10; k++) appendFileSync(h.path, rec(i++));
+  await until(() => h.lines.length === i, 'first 10');
+  for (let r = 0; r < 5; r++) {
+    // Synchronously: append (unread), copy, truncate, append again.
+    for (let k = 0; k < 7; k++) appendFileSync(h.path, rec(i++));
+    copyFileSync(h.path, `${h.path}.1`);
+    truncateSync(h.path, 0);
+    for (let k = 0; k < 3; k++) appendFileSync(h.path, rec(i++));
+    await until(() => h.lines.length === i, `record ${i}`);
+  }
+  checkExactlyOnce(t, h.lines, i);
+  const tr = h.events.filter((e) => e.type === 'truncated');
+  t.equal(tr.length, 5);
+  t.ok(tr.every((e) => e.type === 'truncated' && e.recoveredBytes > 0 && !e.possibleLoss), 'each recovered from the copy');
+});
+
+t.test('truncated and rewritten past the old size (no copy): the new content is read from its start', async (t) => {
+  const h = await tail(t, { from: 'end' });
+  appendFileSync(h.path, 'a1\na2\n');
+  await until(() => h.lines.length === 2, 'a lines');
+  writeFileSync(h.path, 'b1 is a longer line\nb2 is a longer line\n'); // O_TRUNC then write: larger than before
+  await until(() => h.lines.length === 4, 'b lines');
+  t.same(h.lines, ['a1', 'a2', 'b1 is a longer line', 'b2 is a longer line']);
+  t.match(h.events.find((e) => e.type === 'truncated'), { possibleLoss: true });
+});
+
+t.test('a writer that still appends to the rotated-away file is read during the grace period', async (t) => {
+  const h = await tail(t, { from: 'end' });
+  appendFileSync(h.path, 'before\n');
+  await until(() => h.lines.length === 1, 'before');
+  renameSync(h.path, `${h.path}.1`);
+  writeFileSync(h.path, 'new file\n');
+  await until(() => h.lines.length === 2, 'new file line');
+  appendFileSync(`${h.path}.1`, 'late write to old file\n'); // logrotate without copytruncate, HUP not yet sent
+  h.tailer.kick();
+  await until(() => h.lines.length === 3, 'late line');
+  t.same(h.lines, ['before', 'new file', 'late write to old file']);
+});
