@@ -28,8 +28,12 @@ export interface Config {
   readonly auditLog: string | undefined;
   readonly auditFrom: 'start' | 'end';
   readonly eventRingSize: number;
+  /** How many containers' syscall aggregates are kept (the least recently active are dropped). */
+  readonly eventMaxContainers: number;
   /** How often every installed file is re-checked (mode and owner changes send no reliable event). */
   readonly recheckIntervalMs: number;
+  /** Tests only ($SECCOMP_AGENT_TEST_TIMING, JSON): shorter lease, watch and retry timings in cluster mode. */
+  readonly testTiming: Readonly<Record<string, number>> | undefined;
 }
 
 interface FlagSpec {
@@ -48,9 +52,10 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'log-level': { type: 'string', env: 'SECCOMP_AGENT_LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')} (default info)` },
   once: { type: 'boolean', env: 'SECCOMP_AGENT_ONCE', help: 'sync once and exit: 0 if every profile was written, 1 with the reasons if not' },
   'audit-source': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_SOURCE', help: `where seccomp events come from: ${AUDIT_SOURCES.join(', ')} (default auto)` },
-  'audit-log': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_LOG', help: 'the log file to tail (default /var/log/audit/audit.log, or /var/log/syslog for syslog)' },
+  'audit-log': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_LOG', help: 'the log file to tail (default /var/log/audit/audit.log; for syslog the first of /var/log/syslog, kern.log, messages)' },
   'audit-from': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_FROM', help: 'start|end: read the audit log from its start or only new lines (default end)' },
   'event-ring-size': { type: 'string', env: 'SECCOMP_AGENT_EVENT_RING_SIZE', help: 'how many recent events to keep (default 10000)' },
+  'event-max-containers': { type: 'string', env: 'SECCOMP_AGENT_EVENT_MAX_CONTAINERS', help: 'how many containers\' syscall aggregates to keep (default 1024)' },
   'recheck-interval': { type: 'string', env: 'SECCOMP_AGENT_RECHECK_INTERVAL', help: 'seconds between full re-checks of the installed files against drift (default 30)' },
   help: { type: 'boolean', env: '', help: 'print this help' },
 };
@@ -89,6 +94,22 @@ function parseBool(flag: string, v: string): boolean {
   throw bad(`$${FLAGS[flag]?.env ?? flag} "${v}" is not true or false`);
 }
 
+/** `{"leaseDurationSeconds": 4, ...}`: an object of finite numbers, frozen. */
+function parseTiming(raw: string | undefined): Readonly<Record<string, number>> | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw bad('$SECCOMP_AGENT_TEST_TIMING is not JSON');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad('$SECCOMP_AGENT_TEST_TIMING must be a JSON object');
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) throw bad(`$SECCOMP_AGENT_TEST_TIMING.${k} must be a number >= 0`);
+  }
+  return Object.freeze({ ...(v as Record<string, number>) });
+}
+
 /**
  * Parses argv (without node and the script) and env into a frozen Config. Throws an AgentError
  * with code SECCOMP_AGENT_ERR_BAD_FLAG on anything unknown or malformed.
@@ -117,9 +138,13 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   const ringRaw = str('event-ring-size') ?? '10000';
   const ring = Number(ringRaw);
   if (!Number.isInteger(ring) || ring < 1 || ring > 10_000_000) throw bad(`--event-ring-size "${ringRaw}" must be a whole number from 1 to 10000000`);
+  const maxContainersRaw = str('event-max-containers') ?? '1024';
+  const maxContainers = Number(maxContainersRaw);
+  if (!Number.isInteger(maxContainers) || maxContainers < 1 || maxContainers > 1_000_000) throw bad(`--event-max-containers "${maxContainersRaw}" must be a whole number from 1 to 1000000`);
   const recheckRaw = str('recheck-interval') ?? '30';
   const recheck = Number(recheckRaw);
   if (!Number.isFinite(recheck) || recheck < 0.1 || recheck > 86_400) throw bad(`--recheck-interval "${recheckRaw}" must be a number of seconds from 0.1 to 86400`);
+  const testTiming = parseTiming(env['SECCOMP_AGENT_TEST_TIMING']);
   const profilesDir = str('profiles-dir');
   const auditLog = str('audit-log');
   const kubeconfig = str('kubeconfig');
@@ -140,7 +165,9 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     auditLog: auditLog === undefined ? undefined : resolve(auditLog),
     auditFrom: oneOf('audit-from', str('audit-from') ?? 'end', ['start', 'end'] as const),
     eventRingSize: ring,
+    eventMaxContainers: maxContainers,
     recheckIntervalMs: Math.round(recheck * 1000),
+    testTiming,
   };
   if (config.profilesDir === undefined && config.once) {
     throw bad('--once needs --profiles-dir: in cluster mode the agent keeps following the API server');

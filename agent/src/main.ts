@@ -1,18 +1,28 @@
 #!/usr/bin/env node
-/** seccomp-agent: wiring only. config → logger → profile sync → HTTP endpoint. */
+/**
+ * seccomp-agent: wiring only. config → logger → metrics → profile sync (standalone directory or
+ * cluster) → event path → HTTP endpoint.
+ */
 import { hostname } from 'node:os';
-import { destination } from 'pino';
-import { AgentError, isAgentError, messageOf } from '../../shared/errors.js';
+import type { FastifyInstance } from 'fastify';
+import { destination, type Logger } from 'pino';
+import { messageOf } from '../../shared/errors.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
+import { startCluster } from './cluster.js';
 import { parseConfig, usage, type Config } from './config.js';
-import { buildServer } from './http/server.js';
+import { startEventPipeline, type EventPipeline } from './events/pipeline.js';
+import type { PodIndex } from './events/pod-index.js';
+import { eventsRoutes } from './http/events-routes.js';
+import { createMetrics, metricsRoutes, pipelineGauges } from './http/metrics.js';
+import { buildServer, type ServerDeps } from './http/server.js';
+import { KubeClient } from './kube/client.js';
+import { clusterRoutes } from './kube/routes.js';
 import { createLogger } from './logger.js';
 import { realFs } from './profiles/fs.js';
 import { startStandalone, toView } from './standalone.js';
 
-async function run(config: Config): Promise<number> {
-  const log = createLogger(config.logLevel, config.nodeName, destination(2));
-  const profilesDir = config.profilesDir ?? '';
+/** `--once`: one sync of the directory, a line per profile, exit 0 only when all were written. */
+async function runOnce(config: Config, profilesDir: string, log: Logger): Promise<number> {
   const agent = await startStandalone({
     profilesDir,
     kubeletRoot: config.kubeletRoot,
@@ -20,38 +30,102 @@ async function run(config: Config): Promise<number> {
     fs: realFs,
     log,
     chownAllowed: process.getuid?.() === 0,
-    follow: !config.once,
-    recheckIntervalMs: config.recheckIntervalMs,
+    follow: false,
   });
-  if (config.once) {
-    const failed = agent.first.reports.filter((r) => r.state === 'Error');
-    const problems = agent.first.snapshot.problems;
-    for (const r of agent.first.reports) {
-      process.stdout.write(`${r.state.padEnd(9)} ${r.path}${r.state === 'Installed' ? '' : `  (${r.message ?? ''})`}\n`);
-    }
-    const installed = agent.first.reports.length - failed.length;
-    process.stdout.write(`${installed} profile(s) installed under ${config.kubeletRoot}, ${failed.length} failed, ${problems.length} problem(s) in ${profilesDir}\n`);
-    if (failed.length === 0 && problems.length === 0) return 0;
-    for (const p of problems) process.stderr.write(`seccomp-agent: ${p.message}\n`);
-    for (const r of failed) if (!problems.some((p) => p.message.includes(`${r.namespace}/${r.name}:`))) process.stderr.write(`seccomp-agent: ${r.message ?? r.path}\n`);
-    return 1;
+  const failed = agent.first.reports.filter((r) => r.state === 'Error');
+  const problems = agent.first.snapshot.problems;
+  for (const r of agent.first.reports) {
+    process.stdout.write(`${r.state.padEnd(9)} ${r.path}${r.state === 'Installed' ? '' : `  (${r.message ?? ''})`}\n`);
   }
+  const installed = agent.first.reports.length - failed.length;
+  process.stdout.write(
+    `${installed} profile(s) installed under ${config.kubeletRoot}, ${failed.length} failed, ${problems.length} problem(s) in ${profilesDir}\n`,
+  );
+  if (failed.length === 0 && problems.length === 0) return 0;
+  for (const p of problems) process.stderr.write(`seccomp-agent: ${p.message}\n`);
+  for (const r of failed) {
+    if (!problems.some((p) => p.message.includes(`${r.namespace}/${r.name}:`))) {
+      process.stderr.write(`seccomp-agent: ${r.message ?? r.path}\n`);
+    }
+  }
+  return 1;
+}
+
+/** The long-running agent: profiles, events and the HTTP endpoint until SIGTERM. */
+async function runAgent(config: Config, log: Logger): Promise<void> {
+  const metrics = createMetrics({ node: config.nodeName });
+  const common = {
+    kubeletRoot: config.kubeletRoot,
+    catalog: SYSCALL_CATALOG,
+    fs: realFs,
+    log,
+    chownAllowed: process.getuid?.() === 0,
+    observer: metrics.profiles,
+  };
+  let profiles: Pick<ServerDeps, 'profiles' | 'readiness'>;
+  let stopProfiles: () => Promise<void>;
+  let podIndex: PodIndex | undefined;
+  const extensions: ((app: FastifyInstance) => Promise<void>)[] = [];
+  if (config.profilesDir !== undefined) {
+    const agent = await startStandalone({ ...common, profilesDir: config.profilesDir, follow: true, recheckIntervalMs: config.recheckIntervalMs });
+    profiles = { profiles: () => agent.reports().map(toView), readiness: () => ({ ready: true, reason: 'first sync done' }) };
+    stopProfiles = agent.stop;
+  } else {
+    const cluster = await startCluster({
+      ...common,
+      client: KubeClient.load(config.kubeconfig),
+      nodeName: config.nodeName,
+      namespace: config.namespace,
+      ...(config.testTiming === undefined ? {} : { timing: config.testTiming }),
+    });
+    profiles = { profiles: () => cluster.reports().map(toView), readiness: () => cluster.readiness() };
+    stopProfiles = cluster.stop;
+    podIndex = cluster.podIndex;
+    extensions.push(clusterRoutes({ stats: () => cluster.stats() }));
+  }
+
+  let events: EventPipeline | undefined;
+  if (config.auditSource !== 'none') {
+    events = await startEventPipeline({
+      node: config.nodeName,
+      source: config.auditSource,
+      auditLog: config.auditLog,
+      from: config.auditFrom,
+      ringSize: config.eventRingSize,
+      maxContainers: config.eventMaxContainers,
+      logger: log,
+      metrics: metrics.events,
+      ...(podIndex === undefined ? {} : { podIndex }),
+    });
+    metrics.setPipelineGauges(pipelineGauges(events));
+    const store = events.store;
+    extensions.push(async (app) => {
+      await app.register(eventsRoutes, { store, node: config.nodeName });
+    });
+  }
+  extensions.push(async (app) => {
+    await app.register(metricsRoutes, { registry: metrics.registry });
+  });
+
   const app = await buildServer({
     logger: log.child({ component: 'http' }),
     node: config.nodeName,
-    profiles: () => agent.reports().map(toView),
-    readiness: () => ({ ready: true, reason: 'first sync done' }),
+    ...profiles,
+    extend: async (app) => {
+      for (const extend of extensions) await extend(app);
+    },
   });
-  await app.listen({ host: config.listen.host, port: config.listen.port });
+  const url = await app.listen({ host: config.listen.host, port: config.listen.port });
+  process.stdout.write(`seccomp-agent listening ${url}\n`);
   const shutdown = async (signal: string): Promise<void> => {
     log.info({ signal }, 'shutting down');
     await app.close();
-    await agent.stop();
+    await events?.stop();
+    await stopProfiles();
     process.exit(0);
   };
   process.once('SIGTERM', (s) => void shutdown(s));
   process.once('SIGINT', (s) => void shutdown(s));
-  return -1;
 }
 
 async function main(): Promise<void> {
@@ -67,12 +141,12 @@ async function main(): Promise<void> {
     process.stderr.write(`seccomp-agent: ${messageOf(e)}\n\n${usage()}\n`);
     process.exit(2);
   }
+  const log = createLogger(config.logLevel, config.nodeName, destination(2));
   try {
-    const code = await run(config);
-    if (code >= 0) process.exit(code);
+    if (config.once && config.profilesDir !== undefined) process.exit(await runOnce(config, config.profilesDir, log));
+    await runAgent(config, log);
   } catch (e: unknown) {
-    const msg = isAgentError(e) ? `${(e as AgentError).message}` : messageOf(e);
-    process.stderr.write(`seccomp-agent: ${msg}\n`);
+    process.stderr.write(`seccomp-agent: ${messageOf(e)}\n`);
     process.exit(1);
   }
 }
