@@ -41,14 +41,8 @@ export function formatMessage(code: ErrorCode, params: Record<string, string>): 
 }
 
 /** Shorthand for `new AgentError(...)`. */
-export function agentError(
-  code: ErrorCode,
-  params: Record<string, string>,
-  cause?: unknown,
-): AgentError {
-  return cause === undefined
-    ? new AgentError(code, params)
-    : new AgentError(code, params, { cause });
+export function agentError(code: ErrorCode, params: Record<string, string>, cause?: unknown): AgentError {
+  return cause === undefined ? new AgentError(code, params) : new AgentError(code, params, { cause });
 }
 
 /** Narrows an unknown caught value to an AgentError. */

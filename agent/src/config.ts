@@ -43,20 +43,72 @@ interface FlagSpec {
 }
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
-  'profiles-dir': { type: 'string', env: 'SECCOMP_AGENT_PROFILES_DIR', help: 'standalone mode: install every SeccompProfile in the YAML/JSON files under DIR and follow changes (without it: cluster mode, profiles from the API server)' },
-  kubeconfig: { type: 'string', env: 'SECCOMP_AGENT_KUBECONFIG', help: 'cluster mode: the kubeconfig file to use (default: the in-cluster service account)' },
-  namespace: { type: 'string', env: 'SECCOMP_AGENT_NAMESPACE', help: 'cluster mode: the agent\'s namespace, for its Leases (default $POD_NAMESPACE, else seccomp-agent)' },
-  'kubelet-root': { type: 'string', env: 'SECCOMP_AGENT_KUBELET_ROOT', help: 'the kubelet root; profiles go to <root>/seccomp/operator/<ns>/<name>.json (default /var/lib/kubelet)' },
-  'node-name': { type: 'string', env: 'SECCOMP_AGENT_NODE_NAME', help: 'this node\'s name (default: the host name)' },
-  listen: { type: 'string', env: 'SECCOMP_AGENT_LISTEN', help: 'HOST:PORT of the HTTP endpoint (default 127.0.0.1:8686)' },
-  'log-level': { type: 'string', env: 'SECCOMP_AGENT_LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')} (default info)` },
-  once: { type: 'boolean', env: 'SECCOMP_AGENT_ONCE', help: 'sync once and exit: 0 if every profile was written, 1 with the reasons if not' },
-  'audit-source': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_SOURCE', help: `where seccomp events come from: ${AUDIT_SOURCES.join(', ')} (default auto)` },
-  'audit-log': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_LOG', help: 'the log file to tail (default /var/log/audit/audit.log; for syslog the first of /var/log/syslog, kern.log, messages)' },
-  'audit-from': { type: 'string', env: 'SECCOMP_AGENT_AUDIT_FROM', help: 'start|end: read the audit log from its start or only new lines (default end)' },
-  'event-ring-size': { type: 'string', env: 'SECCOMP_AGENT_EVENT_RING_SIZE', help: 'how many recent events to keep (default 10000)' },
-  'event-max-containers': { type: 'string', env: 'SECCOMP_AGENT_EVENT_MAX_CONTAINERS', help: 'how many containers\' syscall aggregates to keep (default 1024)' },
-  'recheck-interval': { type: 'string', env: 'SECCOMP_AGENT_RECHECK_INTERVAL', help: 'seconds between full re-checks of the installed files against drift (default 30)' },
+  'profiles-dir': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_PROFILES_DIR',
+    help: 'standalone mode: install every SeccompProfile in the YAML/JSON files under DIR and follow changes (without it: cluster mode, profiles from the API server)',
+  },
+  kubeconfig: {
+    type: 'string',
+    env: 'SECCOMP_AGENT_KUBECONFIG',
+    help: 'cluster mode: the kubeconfig file to use (default: the in-cluster service account)',
+  },
+  namespace: {
+    type: 'string',
+    env: 'SECCOMP_AGENT_NAMESPACE',
+    help: "cluster mode: the agent's namespace, for its Leases (default $POD_NAMESPACE, else seccomp-agent)",
+  },
+  'kubelet-root': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_KUBELET_ROOT',
+    help: 'the kubelet root; profiles go to <root>/seccomp/operator/<ns>/<name>.json (default /var/lib/kubelet)',
+  },
+  'node-name': { type: 'string', env: 'SECCOMP_AGENT_NODE_NAME', help: "this node's name (default: the host name)" },
+  listen: {
+    type: 'string',
+    env: 'SECCOMP_AGENT_LISTEN',
+    help: 'HOST:PORT of the HTTP endpoint (default 127.0.0.1:8686)',
+  },
+  'log-level': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_LOG_LEVEL',
+    help: `one of ${LOG_LEVELS.join(', ')} (default info)`,
+  },
+  once: {
+    type: 'boolean',
+    env: 'SECCOMP_AGENT_ONCE',
+    help: 'sync once and exit: 0 if every profile was written, 1 with the reasons if not',
+  },
+  'audit-source': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_AUDIT_SOURCE',
+    help: `where seccomp events come from: ${AUDIT_SOURCES.join(', ')} (default auto)`,
+  },
+  'audit-log': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_AUDIT_LOG',
+    help: 'the log file to tail (default /var/log/audit/audit.log; for syslog the first of /var/log/syslog, kern.log, messages)',
+  },
+  'audit-from': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_AUDIT_FROM',
+    help: 'start|end: read the audit log from its start or only new lines (default end)',
+  },
+  'event-ring-size': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_EVENT_RING_SIZE',
+    help: 'how many recent events to keep (default 10000)',
+  },
+  'event-max-containers': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_EVENT_MAX_CONTAINERS',
+    help: "how many containers' syscall aggregates to keep (default 1024)",
+  },
+  'recheck-interval': {
+    type: 'string',
+    env: 'SECCOMP_AGENT_RECHECK_INTERVAL',
+    help: 'seconds between full re-checks of the installed files against drift (default 30)',
+  },
   help: { type: 'boolean', env: '', help: 'print this help' },
 };
 
@@ -103,9 +155,11 @@ function parseTiming(raw: string | undefined): Readonly<Record<string, number>> 
   } catch {
     throw bad('$SECCOMP_AGENT_TEST_TIMING is not JSON');
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad('$SECCOMP_AGENT_TEST_TIMING must be a JSON object');
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw bad('$SECCOMP_AGENT_TEST_TIMING must be a JSON object');
   for (const [k, x] of Object.entries(v)) {
-    if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) throw bad(`$SECCOMP_AGENT_TEST_TIMING.${k} must be a number >= 0`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < 0)
+      throw bad(`$SECCOMP_AGENT_TEST_TIMING.${k} must be a number >= 0`);
   }
   return Object.freeze({ ...(v as Record<string, number>) });
 }
@@ -114,10 +168,17 @@ function parseTiming(raw: string | undefined): Readonly<Record<string, number>> 
  * Parses argv (without node and the script) and env into a frozen Config. Throws an AgentError
  * with code SECCOMP_AGENT_ERR_BAD_FLAG on anything unknown or malformed.
  */
-export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, hostname: string): ParseResult {
+export function parseConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  hostname: string,
+): ParseResult {
   let values: Record<string, string | boolean | undefined>;
   try {
-    const options = Object.fromEntries(Object.entries(FLAGS).map(([k, s]) => [k, { type: s.type }])) as Record<string, { type: 'string' | 'boolean' }>;
+    const options = Object.fromEntries(Object.entries(FLAGS).map(([k, s]) => [k, { type: s.type }])) as Record<
+      string,
+      { type: 'string' | 'boolean' }
+    >;
     values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
   } catch (e: unknown) {
     throw bad(e instanceof Error ? e.message : String(e));
@@ -137,13 +198,16 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   };
   const ringRaw = str('event-ring-size') ?? '10000';
   const ring = Number(ringRaw);
-  if (!Number.isInteger(ring) || ring < 1 || ring > 10_000_000) throw bad(`--event-ring-size "${ringRaw}" must be a whole number from 1 to 10000000`);
+  if (!Number.isInteger(ring) || ring < 1 || ring > 10_000_000)
+    throw bad(`--event-ring-size "${ringRaw}" must be a whole number from 1 to 10000000`);
   const maxContainersRaw = str('event-max-containers') ?? '1024';
   const maxContainers = Number(maxContainersRaw);
-  if (!Number.isInteger(maxContainers) || maxContainers < 1 || maxContainers > 1_000_000) throw bad(`--event-max-containers "${maxContainersRaw}" must be a whole number from 1 to 1000000`);
+  if (!Number.isInteger(maxContainers) || maxContainers < 1 || maxContainers > 1_000_000)
+    throw bad(`--event-max-containers "${maxContainersRaw}" must be a whole number from 1 to 1000000`);
   const recheckRaw = str('recheck-interval') ?? '30';
   const recheck = Number(recheckRaw);
-  if (!Number.isFinite(recheck) || recheck < 0.1 || recheck > 86_400) throw bad(`--recheck-interval "${recheckRaw}" must be a number of seconds from 0.1 to 86400`);
+  if (!Number.isFinite(recheck) || recheck < 0.1 || recheck > 86_400)
+    throw bad(`--recheck-interval "${recheckRaw}" must be a number of seconds from 0.1 to 86400`);
   const testTiming = parseTiming(env['SECCOMP_AGENT_TEST_TIMING']);
   const profilesDir = str('profiles-dir');
   const auditLog = str('audit-log');

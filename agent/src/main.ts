@@ -67,8 +67,16 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
   let podIndex: PodIndex | undefined;
   const extensions: ((app: FastifyInstance) => Promise<void>)[] = [];
   if (config.profilesDir !== undefined) {
-    const agent = await startStandalone({ ...common, profilesDir: config.profilesDir, follow: true, recheckIntervalMs: config.recheckIntervalMs });
-    profiles = { profiles: () => agent.reports().map(toView), readiness: () => ({ ready: true, reason: 'first sync done' }) };
+    const agent = await startStandalone({
+      ...common,
+      profilesDir: config.profilesDir,
+      follow: true,
+      recheckIntervalMs: config.recheckIntervalMs,
+    });
+    profiles = {
+      profiles: () => agent.reports().map(toView),
+      readiness: () => ({ ready: true, reason: 'first sync done' }),
+    };
     stopProfiles = agent.stop;
   } else {
     const cluster = await startCluster({

@@ -82,7 +82,10 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
     const plan = computeDesired(snapshot.profiles);
     if (sweep) {
       if (snapshot.unreadable > 0) {
-        log.warn({ unreadable: snapshot.unreadable }, 'some profile files cannot be read: keeping every installed profile file until they can');
+        log.warn(
+          { unreadable: snapshot.unreadable },
+          'some profile files cannot be read: keeping every installed profile file until they can',
+        );
       }
       await reconciler.sweep(plan, snapshot.unreadable > 0);
     }
@@ -92,19 +95,33 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
 
   const first = await sync(true);
   log.info(
-    { files: first.snapshot.files, profiles: first.reports.length, written: first.result.written.length, failed: first.result.failed.length },
+    {
+      files: first.snapshot.files,
+      profiles: first.reports.length,
+      written: first.result.written.length,
+      failed: first.result.failed.length,
+    },
     'first sync done',
   );
   if (!deps.follow) return { first, reports: () => reconciler.reports(), stop: async () => {} };
 
-  const drift = new DriftGuard(writer.operatorDir, reconciler, () => reconciler.reports().map((r) => `${r.namespace}/${r.name}`), log.child({ component: 'drift' }), deps.recheckIntervalMs ?? 30_000);
+  const drift = new DriftGuard(
+    writer.operatorDir,
+    reconciler,
+    () => reconciler.reports().map((r) => `${r.namespace}/${r.name}`),
+    log.child({ component: 'drift' }),
+    deps.recheckIntervalMs ?? 30_000,
+  );
   await drift.ready();
   let reloading = Promise.resolve();
   source.watch(() => {
     reloading = reloading
       .then(async () => {
         const s = await sync(false);
-        log.info({ written: s.result.written.length, removed: s.result.removed.length, failed: s.result.failed.length }, 'profiles directory changed; synced');
+        log.info(
+          { written: s.result.written.length, removed: s.result.removed.length, failed: s.result.failed.length },
+          'profiles directory changed; synced',
+        );
       })
       .catch((e: unknown) => log.error({ err: messageOf(e) }, 'sync after a change failed'));
   });

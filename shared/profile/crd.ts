@@ -33,7 +33,9 @@ export function buildCrd(): Record<string, unknown> {
     metadata: {
       name: CRD_NAME,
       labels: { 'app.kubernetes.io/name': 'seccomp-agent', 'app.kubernetes.io/part-of': 'seccomp-agent' },
-      annotations: { 'seccomp-agent.dev/generated-by': 'npm run gen:crd (scripts/gen-crd.ts from shared/profile/schema.ts)' },
+      annotations: {
+        'seccomp-agent.dev/generated-by': 'npm run gen:crd (scripts/gen-crd.ts from shared/profile/schema.ts)',
+      },
     },
     spec: {
       group: API_GROUP,
@@ -53,9 +55,19 @@ export function buildCrd(): Record<string, unknown> {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
-            { name: 'Status', type: 'string', jsonPath: '.status.status', description: 'The state of the profile: Pending, Installed, Terminating, Error.' },
+            {
+              name: 'Status',
+              type: 'string',
+              jsonPath: '.status.status',
+              description: 'The state of the profile: Pending, Installed, Terminating, Error.',
+            },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-            { name: 'LocalhostProfile', type: 'string', jsonPath: '.status.localhostProfile', description: 'The localhostProfile value pods use.' },
+            {
+              name: 'LocalhostProfile',
+              type: 'string',
+              jsonPath: '.status.localhostProfile',
+              description: 'The localhostProfile value pods use.',
+            },
           ],
           schema: {
             openAPIV3Schema: {
@@ -64,8 +76,14 @@ export function buildCrd(): Record<string, unknown> {
                 'SeccompProfile is a seccomp profile that seccomp-agent installs on every node as <kubelet root>/seccomp/operator/<namespace>/<name>.json, for pods to use with securityContext.seccompProfile (type Localhost, localhostProfile operator/<namespace>/<name>.json).',
               required: ['spec'],
               properties: {
-                apiVersion: { type: 'string', description: 'APIVersion defines the versioned schema of this representation of an object.' },
-                kind: { type: 'string', description: 'Kind is a string value representing the REST resource this object represents.' },
+                apiVersion: {
+                  type: 'string',
+                  description: 'APIVersion defines the versioned schema of this representation of an object.',
+                },
+                kind: {
+                  type: 'string',
+                  description: 'Kind is a string value representing the REST resource this object represents.',
+                },
                 metadata: { type: 'object' },
                 spec: structural(SpecSchema),
                 status: structural(StatusSchema),

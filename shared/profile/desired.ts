@@ -58,13 +58,33 @@ export function computeDesired(known: readonly KnownProfile[]): Map<string, Desi
     if (!resolution.ok) {
       const missing = resolution.bases[resolution.bases.length - 1];
       const error =
-        resolution.error.reason === 'BaseProfileNotFound' && missing !== undefined && invalid.has(profileKey(namespace, missing))
-          ? { ...resolution.error, reason: 'BaseProfileInvalid', message: `base profile "${missing}" is itself invalid, so this profile cannot be built` }
+        resolution.error.reason === 'BaseProfileNotFound' &&
+        missing !== undefined &&
+        invalid.has(profileKey(namespace, missing))
+          ? {
+              ...resolution.error,
+              reason: 'BaseProfileInvalid',
+              message: `base profile "${missing}" is itself invalid, so this profile cannot be built`,
+            }
           : resolution.error;
-      out.set(key, { kind: 'error', namespace, name, findings: [error], bases: resolution.bases, message: describeFindings(key, [error]) });
+      out.set(key, {
+        kind: 'error',
+        namespace,
+        name,
+        findings: [error],
+        bases: resolution.bases,
+        message: describeFindings(key, [error]),
+      });
       continue;
     }
-    out.set(key, { kind: 'install', namespace, name, content: renderSpec(resolution.spec), bases: resolution.bases, warnings: k.warnings });
+    out.set(key, {
+      kind: 'install',
+      namespace,
+      name,
+      content: renderSpec(resolution.spec),
+      bases: resolution.bases,
+      warnings: k.warnings,
+    });
   }
   return out;
 }

@@ -67,14 +67,7 @@ export const FLAGS = [
 export type Flag = (typeof FLAGS)[number];
 
 /** The values of `status.status`, as the reference operator shows them. */
-export const PROFILE_STATES = [
-  'Pending',
-  'Installing',
-  'Installed',
-  'Terminating',
-  'Disabled',
-  'Error',
-] as const;
+export const PROFILE_STATES = ['Pending', 'Installing', 'Installed', 'Terminating', 'Disabled', 'Error'] as const;
 export type ProfileState = (typeof PROFILE_STATES)[number];
 
 /** API identity of the resource. */

@@ -12,10 +12,7 @@ export interface Finding {
 
 /** Formats findings for a log line, a status message or a CLI error. */
 export function describeFindings(profileRef: string, findings: readonly Finding[]): string {
-  return findings
-    .map((f) => `SeccompProfile ${profileRef}: ${f.path}: ${f.message}`)
-    .join('; ');
+  return findings.map((f) => `SeccompProfile ${profileRef}: ${f.path}: ${f.message}`).join('; ');
 }
 
-export const hasErrors = (findings: readonly Finding[]): boolean =>
-  findings.some((f) => f.severity === 'error');
+export const hasErrors = (findings: readonly Finding[]): boolean => findings.some((f) => f.severity === 'error');

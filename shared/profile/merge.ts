@@ -20,8 +20,7 @@ import type { SeccompProfileSpec, SyscallRule } from './schema.js';
 export type SpecLookup = (namespace: string, name: string) => SeccompProfileSpec | undefined;
 
 export type Resolution =
-  | { ok: true; spec: SeccompProfileSpec; bases: string[] }
-  | { ok: false; error: Finding; bases: string[] };
+  { ok: true; spec: SeccompProfileSpec; bases: string[] } | { ok: false; error: Finding; bases: string[] };
 
 const conditionKey = (r: SyscallRule): string =>
   JSON.stringify((r.args ?? []).map((a) => [a.index, String(a.value ?? 0), String(a.valueTwo ?? 0), a.op]).sort());

@@ -29,7 +29,8 @@ export function renderSpec(spec: SeccompProfileSpec): string {
   if (spec.architectures !== undefined && spec.architectures.length > 0) {
     parts.push(`"architectures":${strList(spec.architectures)}`);
   }
-  if (spec.listenerPath !== undefined && spec.listenerPath !== '') parts.push(`"listenerPath":${str(spec.listenerPath)}`);
+  if (spec.listenerPath !== undefined && spec.listenerPath !== '')
+    parts.push(`"listenerPath":${str(spec.listenerPath)}`);
   if (spec.listenerMetadata !== undefined && spec.listenerMetadata !== '') {
     parts.push(`"listenerMetadata":${str(spec.listenerMetadata)}`);
   }

@@ -30,10 +30,7 @@ export const ArgSchema = Type.Object(
         'The second value, used only by SCMP_CMP_MASKED_EQ: the argument masked with value must equal valueTwo. Zero when left out.',
       ),
     ),
-    op: stringEnum<Operator>(
-      OPERATORS,
-      `How the argument is compared: ${OPERATORS.join(', ')}.`,
-    ),
+    op: stringEnum<Operator>(OPERATORS, `How the argument is compared: ${OPERATORS.join(', ')}.`),
   },
   {
     additionalProperties: false,
@@ -48,10 +45,7 @@ export const SyscallSchema = Type.Object(
       description:
         'The syscall names this rule applies to, as the kernel names them (for example openat, clone3). Names unknown on every architecture are rejected.',
     }),
-    action: stringEnum<Action>(
-      ACTIONS,
-      `The action taken when one of the syscalls is made: ${ACTIONS.join(', ')}.`,
-    ),
+    action: stringEnum<Action>(ACTIONS, `The action taken when one of the syscalls is made: ${ACTIONS.join(', ')}.`),
     errnoRet: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -86,22 +80,17 @@ export const SpecSchema = Type.Object(
           'The name of another SeccompProfile in the same namespace whose syscall rules this profile extends. Rules of this profile take precedence over the base for the same syscall and argument conditions.',
       }),
     ),
-    defaultAction: stringEnum<Action>(
-      ACTIONS,
-      `The action for every syscall no rule matches: ${ACTIONS.join(', ')}.`,
-    ),
+    defaultAction: stringEnum<Action>(ACTIONS, `The action for every syscall no rule matches: ${ACTIONS.join(', ')}.`),
     architectures: Type.Optional(
-      Type.Array(
-        stringEnum<Architecture>(ARCHITECTURES, `One of ${ARCHITECTURES.join(', ')}.`),
-        {
-          description:
-            'The architectures the filter accepts calls from; calls from any other architecture are killed. The native architecture when left out.',
-        },
-      ),
+      Type.Array(stringEnum<Architecture>(ARCHITECTURES, `One of ${ARCHITECTURES.join(', ')}.`), {
+        description:
+          'The architectures the filter accepts calls from; calls from any other architecture are killed. The native architecture when left out.',
+      }),
     ),
     listenerPath: Type.Optional(
       Type.String({
-        description: 'The path of a UNIX socket to which the runtime sends the seccomp notify file descriptor (SCMP_ACT_NOTIFY).',
+        description:
+          'The path of a UNIX socket to which the runtime sends the seccomp notify file descriptor (SCMP_ACT_NOTIFY).',
       }),
     ),
     listenerMetadata: Type.Optional(
@@ -120,7 +109,8 @@ export const SpecSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    description: 'The seccomp profile: what the node writes to <kubelet root>/seccomp/operator/<namespace>/<name>.json.',
+    description:
+      'The seccomp profile: what the node writes to <kubelet root>/seccomp/operator/<namespace>/<name>.json.',
   },
 );
 
@@ -154,18 +144,16 @@ const NodeStatusSchema = Type.Object(
     ),
     lastUpdateTime: Type.Optional(Type.String({ format: 'date-time', description: 'When this entry was written.' })),
   },
-  { description: 'The state of the profile on one node, written by that node\'s agent.' },
+  { description: "The state of the profile on one node, written by that node's agent." },
 );
 
 export const StatusSchema = Type.Object(
   {
-    status: Type.Optional(
-      stringEnum<ProfileState>(PROFILE_STATES, `The overall state: ${PROFILE_STATES.join(', ')}.`),
-    ),
+    status: Type.Optional(stringEnum<ProfileState>(PROFILE_STATES, `The overall state: ${PROFILE_STATES.join(', ')}.`)),
     localhostProfile: Type.Optional(
       Type.String({
         description:
-          'The value for a pod\'s securityContext.seccompProfile.localhostProfile: operator/<namespace>/<name>.json.',
+          "The value for a pod's securityContext.seccompProfile.localhostProfile: operator/<namespace>/<name>.json.",
       }),
     ),
     path: Type.Optional(Type.String({ description: 'The file path on the nodes.' })),

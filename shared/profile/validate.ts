@@ -18,13 +18,12 @@ export interface SyscallCatalog {
 /** Fields of the Docker / OCI profile format that v1beta1 does not have, with what to use instead. */
 const FOREIGN_FIELDS: Readonly<Record<string, string>> = {
   archMap: 'it comes from the Docker profile format; list the architectures in spec.architectures',
-  defaultErrnoRet:
-    'v1beta1 has no default errno; SCMP_ACT_ERRNO returns EPERM unless a rule sets errnoRet',
+  defaultErrnoRet: 'v1beta1 has no default errno; SCMP_ACT_ERRNO returns EPERM unless a rule sets errnoRet',
   defaultErrno: 'v1beta1 has no default errno; set errnoRet on the SCMP_ACT_ERRNO rules',
   includes: 'it comes from the Docker profile format; keep only the rules that apply, as plain rules',
   excludes: 'it comes from the Docker profile format; keep only the rules that apply, as plain rules',
   comment: 'v1beta1 has no comment field; use a YAML comment or an annotation',
-  errno: "it comes from the Docker profile format; use errnoRet with the number (EPERM is 1)",
+  errno: 'it comes from the Docker profile format; use errnoRet with the number (EPERM is 1)',
   name: "a rule lists its syscalls in 'names' (a list)",
   seccomp: 'put the profile fields directly under spec',
 };
@@ -44,7 +43,9 @@ function fieldPath(instancePath: string, extra?: string): string {
 }
 
 function describeValue(v: unknown): string {
-  return typeof v === 'string' ? `"${v}"` : JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+  return typeof v === 'string'
+    ? `"${v}"`
+    : (JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v));
 }
 
 function valueAt(root: unknown, instancePath: string): unknown {
@@ -81,7 +82,12 @@ function ajvFinding(e: ErrorObject, spec: unknown): Finding {
     }
     case 'required': {
       const field = (e.params as { missingProperty: string }).missingProperty;
-      return { severity: 'error', reason: 'MissingField', path: fieldPath(e.instancePath, field), message: 'is required' };
+      return {
+        severity: 'error',
+        reason: 'MissingField',
+        path: fieldPath(e.instancePath, field),
+        message: 'is required',
+      };
     }
     case 'minItems':
       return { severity: 'error', reason: 'EmptyList', path, message: 'must list at least one entry' };
@@ -89,9 +95,19 @@ function ajvFinding(e: ErrorObject, spec: unknown): Finding {
       return { severity: 'error', reason: 'TooMany', path, message: `${e.message ?? 'has too many entries'}` };
     case 'minimum':
     case 'maximum':
-      return { severity: 'error', reason: 'OutOfRange', path, message: `${describeValue(value)} ${e.message ?? 'is out of range'}` };
+      return {
+        severity: 'error',
+        reason: 'OutOfRange',
+        path,
+        message: `${describeValue(value)} ${e.message ?? 'is out of range'}`,
+      };
     default:
-      return { severity: 'error', reason: 'InvalidValue', path, message: `${describeValue(value)} ${e.message ?? 'is invalid'}` };
+      return {
+        severity: 'error',
+        reason: 'InvalidValue',
+        path,
+        message: `${describeValue(value)} ${e.message ?? 'is invalid'}`,
+      };
   }
 }
 
@@ -134,11 +150,7 @@ function closest(name: string, names: readonly string[]): string | undefined {
 }
 
 const argKey = (rule: SyscallRule): string =>
-  JSON.stringify(
-    (rule.args ?? [])
-      .map((a) => [a.index, String(a.value ?? 0), String(a.valueTwo ?? 0), a.op])
-      .sort(),
-  );
+  JSON.stringify((rule.args ?? []).map((a) => [a.index, String(a.value ?? 0), String(a.valueTwo ?? 0), a.op]).sort());
 
 /** The checks the schema cannot express, over a spec that passed the schema. */
 function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Finding[] {
@@ -225,7 +237,10 @@ export type ProfileCheck =
  */
 export function validateProfile(doc: unknown, catalog: SyscallCatalog, defaultNamespace = 'default'): ProfileCheck {
   const obj = (doc !== null && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
-  const meta = (obj['metadata'] !== null && typeof obj['metadata'] === 'object' ? obj['metadata'] : {}) as Record<string, unknown>;
+  const meta = (obj['metadata'] !== null && typeof obj['metadata'] === 'object' ? obj['metadata'] : {}) as Record<
+    string,
+    unknown
+  >;
   const name = typeof meta['name'] === 'string' ? meta['name'] : '';
   const namespace = typeof meta['namespace'] === 'string' ? meta['namespace'] : defaultNamespace;
   const ref = `${namespace}/${name === '' ? '<no name>' : name}`;

@@ -13,7 +13,16 @@
  * 4. /v1/syscalls over loopback: requests/s and p99 with 16 concurrent keep-alive clients.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { Agent, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -38,7 +47,10 @@ const N = Number(arg('lines', '1000000'));
 
 function repoRoot(): string {
   let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, 'package.json')) || !readFileSync(join(d, 'package.json'), 'utf8').includes('"seccomp-agent"')) {
+  while (
+    !existsSync(join(d, 'package.json')) ||
+    !readFileSync(join(d, 'package.json'), 'utf8').includes('"seccomp-agent"')
+  ) {
     const up = dirname(d);
     if (up === d) throw new Error('repo root not found');
     d = up;
@@ -75,7 +87,12 @@ function writeBigLog(path: string, n: number): Promise<number> {
           const src = corpus[i % corpus.length] ?? '';
           if (src.startsWith('type=SECCOMP ')) seccomp++;
           const ms = 1_795_867_209_000 + i;
-          parts.push(src.replace(/audit\(\d+\.\d+:\d+\)/, `audit(${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}:${100_000 + i})`));
+          parts.push(
+            src.replace(
+              /audit\(\d+\.\d+:\d+\)/,
+              `audit(${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}:${100_000 + i})`,
+            ),
+          );
         }
         if (!out.write(parts.join('\n') + '\n')) {
           out.once('drain', more);
@@ -106,14 +123,22 @@ async function ingestBench(dir: string): Promise<void> {
   const grep = timeCmd('grep', ['-c', 'type=SECCOMP', file]);
   figures['grepMs'] = Math.round(grep.ms);
   figures['grepCount'] = Number(grep.out.trim());
-  const ausearch = existsSync('/usr/sbin/ausearch') || existsSync('/sbin/ausearch')
-    ? timeCmd('ausearch', ['-m', 'SECCOMP', '-if', file])
-    : undefined;
-  figures['ausearchMs'] = ausearch === undefined ? 'ausearch not installed (Debian package auditd)' : Math.round(ausearch.ms);
+  const ausearch =
+    existsSync('/usr/sbin/ausearch') || existsSync('/sbin/ausearch')
+      ? timeCmd('ausearch', ['-m', 'SECCOMP', '-if', file])
+      : undefined;
+  figures['ausearchMs'] =
+    ausearch === undefined ? 'ausearch not installed (Debian package auditd)' : Math.round(ausearch.ms);
 
   gc();
   const t0 = performance.now();
-  const p = await startEventPipeline({ node: 'bench', logger: pino({ level: 'silent' }), source: 'auditd', auditLog: file, from: 'start' });
+  const p = await startEventPipeline({
+    node: 'bench',
+    logger: pino({ level: 'silent' }),
+    source: 'auditd',
+    auditLog: file,
+    from: 'start',
+  });
   while (p.stats().lines < N) await sleep(1);
   const ms = performance.now() - t0;
   const st = p.stats();
@@ -129,7 +154,13 @@ async function ingestBench(dir: string): Promise<void> {
 async function latencyBench(dir: string): Promise<void> {
   const file = join(dir, 'latency.log');
   writeFileSync(file, '');
-  const p = await startEventPipeline({ node: 'bench', logger: pino({ level: 'silent' }), source: 'auditd', auditLog: file, from: 'end' });
+  const p = await startEventPipeline({
+    node: 'bench',
+    logger: pino({ level: 'silent' }),
+    source: 'auditd',
+    auditLog: file,
+    from: 'end',
+  });
   const app = Fastify();
   await app.register(eventsRoutes, { store: p.store, node: 'bench' });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -181,15 +212,25 @@ function fillStore(store: EventStore, n: number, containers: number): void {
     const d = join(root, String(pid));
     spawnSync('mkdir', ['-p', d]);
     writeFileSync(join(d, 'stat'), `${pid} (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0`);
-    writeFileSync(join(d, 'cgroup'), `0::/kubepods/besteffort/pod00000000-0000-0000-0000-${String(k % containers).padStart(12, '0')}/${(k % containers).toString(16).padStart(64, '0')}\n`);
+    writeFileSync(
+      join(d, 'cgroup'),
+      `0::/kubepods/besteffort/pod00000000-0000-0000-0000-${String(k % containers).padStart(12, '0')}/${(k % containers).toString(16).padStart(64, '0')}\n`,
+    );
     k++;
   }
-  const ingest = new Ingest({ node: 'bench', resolve: resolveAuditSyscall, strict: true, attributor: new Attributor({ proc: procReader(root), podIndex: EMPTY_POD_INDEX }), store });
+  const ingest = new Ingest({
+    node: 'bench',
+    resolve: resolveAuditSyscall,
+    strict: true,
+    attributor: new Attributor({ proc: procReader(root), podIndex: EMPTY_POD_INDEX }),
+    store,
+  });
   const seccomp = corpus.filter((l) => l.startsWith('type=SECCOMP '));
   let done = 0;
   while (done < n) {
     const batch: string[] = [];
-    for (let i = 0; i < 1000 && done < n; i++, done++) batch.push((seccomp[done % seccomp.length] ?? '').replace(/:(\d+)\)/, `:${done})`));
+    for (let i = 0; i < 1000 && done < n; i++, done++)
+      batch.push((seccomp[done % seccomp.length] ?? '').replace(/:(\d+)\)/, `:${done})`));
     ingest.lines(batch);
   }
   rmSync(root, { recursive: true, force: true });
@@ -263,4 +304,4 @@ try {
 }
 const jsonOut = arg('json', '');
 if (jsonOut !== '') writeFileSync(jsonOut, JSON.stringify(figures, null, 2) + '\n');
-for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(26)} ${String(v)}`);
+for (const [k, v] of Object.entries(figures)) process.stdout.write(`${k.padEnd(26)} ${String(v)}\n`);

@@ -1,6 +1,6 @@
 /**
  * Helpers of the cluster sync tests: a control plane with the CRD, Node objects, and cluster agents
- * as separate processes (dist/tests/testbed/cluster-agent.js), each with its own node name and
+ * as separate processes (the real CLI, dist/agent/src/main.js), each with its own node name and
  * kubelet root. Not a test file (tap runs *.test.ts only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -77,7 +77,7 @@ export interface AgentProc {
   log(): string;
 }
 
-export const AGENT_MAIN = repoPath('dist', 'tests', 'testbed', 'cluster-agent.js');
+export const AGENT_MAIN = repoPath('dist', 'agent', 'src', 'main.js');
 
 export interface AgentOptions {
   node: string;
@@ -109,6 +109,8 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
       AGENT_NS,
       '--log-level',
       o.logLevel ?? 'info',
+      '--audit-source',
+      'none',
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],

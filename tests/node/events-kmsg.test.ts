@@ -32,7 +32,13 @@ t.test('KmsgReader: from end, new records only; user-space text posing as audit 
   const line = await until(() => lines.find((l) => l.includes(token)), 'our line');
   t.match(line, /^1[2-5],\d+,\d+,[^;]*;audit: type=1326 /, 'written by user space: facility user, not kernel');
 
-  const p = await startEventPipeline({ node: 'n', logger: pino({ level: 'silent' }), source: 'kmsg', from: 'end', pollIntervalMs: 20 });
+  const p = await startEventPipeline({
+    node: 'n',
+    logger: pino({ level: 'silent' }),
+    source: 'kmsg',
+    from: 'end',
+    pollIntervalMs: 20,
+  });
   t.teardown(() => p.stop());
   await writeFile('/dev/kmsg', `${fake}\n`);
   await until(() => (p.stats().lines >= 1 ? true : undefined), 'the pipeline to read it');
@@ -47,16 +53,35 @@ t.test('no auditd: SECCOMP records from the kernel log, attributed; suppressed o
     return;
   }
   const rootfs = await ensureBusyboxRootfs();
-  const p = await startEventPipeline({ node: 'n', logger: pino({ level: 'silent' }), source: 'kmsg', from: 'end', pollIntervalMs: 20 });
+  const p = await startEventPipeline({
+    node: 'n',
+    logger: pino({ level: 'silent' }),
+    source: 'kmsg',
+    from: 'end',
+    pollIntervalMs: 20,
+  });
   t.teardown(() => p.stop());
-  const c = await runContainer(t, { rootfs, profile: '{"defaultAction":"SCMP_ACT_LOG"}', args: ['/bin/sh', '-c', 'uname -r; sleep 0.2'] });
+  const c = await runContainer(t, {
+    rootfs,
+    profile: '{"defaultAction":"SCMP_ACT_LOG"}',
+    args: ['/bin/sh', '-c', 'uname -r; sleep 0.2'],
+  });
   t.equal(c.exitCode, 0);
   // The kernel prints 10 records per 5 s; runc's init alone makes far more, so most are suppressed and
   // reported only once the next record after the quiet period is printed.
-  const first = await until(() => (p.store.events({}, 100).length >= 1 ? p.store.events({}, 100) : undefined), 'records');
+  const first = await until(
+    () => (p.store.events({}, 100).length >= 1 ? p.store.events({}, 100) : undefined),
+    'records',
+  );
   t.match(first[0], { action: 'SCMP_ACT_LOG', node: 'n' });
-  t.ok(first.some((e) => e.containerId === c.id), `records attributed to container ${c.id.slice(0, 12)}`);
-  t.ok(first.every((e) => e.syscall !== null), 'named');
+  t.ok(
+    first.some((e) => e.containerId === c.id),
+    `records attributed to container ${c.id.slice(0, 12)}`,
+  );
+  t.ok(
+    first.every((e) => e.syscall !== null),
+    'named',
+  );
   // Once the 5 s window has passed, the next printed record is preceded by the count of suppressed
   // ones. Keep making records (a container a second, bounded) until the kernel says so.
   const end = Date.now() + 20_000;

@@ -51,35 +51,77 @@ spec:
   t.match(uid, /^[0-9a-f-]{36}$/);
   // What the kubelet would report once the container runs.
   const patched = await cp.kubectl([
-    'patch', 'pod', 'complainer', '-n', 'seccomp-test', '--subresource=status', '--type=merge', '-p',
+    'patch',
+    'pod',
+    'complainer',
+    '-n',
+    'seccomp-test',
+    '--subresource=status',
+    '--type=merge',
+    '-p',
     JSON.stringify({
       status: {
         phase: 'Running',
         containerStatuses: [
-          { name: 'app', image: 'busybox', imageID: '', ready: true, restartCount: 0, started: true, containerID: `containerd://${id}`, state: { running: {} } },
+          {
+            name: 'app',
+            image: 'busybox',
+            imageID: '',
+            ready: true,
+            restartCount: 0,
+            started: true,
+            containerID: `containerd://${id}`,
+            state: { running: {} },
+          },
         ],
       },
     }),
   ]);
   t.equal(patched.code, 0, patched.stderr);
   const pod = await core.readNamespacedPod({ name: 'complainer', namespace: 'seccomp-test' });
-  t.equal(pod.status?.containerStatuses?.[0]?.containerID, `containerd://${id}`, 'the API server stored the container id');
+  t.equal(
+    pod.status?.containerStatuses?.[0]?.containerID,
+    `containerd://${id}`,
+    'the API server stored the container id',
+  );
 
   const podIndex = new StaticPodIndex([pod]);
-  const p = await startEventPipeline({ node: 'node1', logger: pino({ level: 'silent' }), source: 'auditd', auditLog: audit.logPath, podIndex });
+  const p = await startEventPipeline({
+    node: 'node1',
+    logger: pino({ level: 'silent' }),
+    source: 'auditd',
+    auditLog: audit.logPath,
+    podIndex,
+  });
   t.teardown(() => p.stop());
   const app = Fastify();
   await app.register(eventsRoutes, { store: p.store, node: 'node1' });
   t.teardown(() => app.close());
 
   // The container, in the kubelet's cgroup layout with the pod's real uid.
-  const c = await startContainer(t, { rootfs, profile: '{"defaultAction":"SCMP_ACT_LOG"}', args: ['/bin/sh', '-c', 'uname -a; sleep 30'], id, podUid: uid });
+  const c = await startContainer(t, {
+    rootfs,
+    profile: '{"defaultAction":"SCMP_ACT_LOG"}',
+    args: ['/bin/sh', '-c', 'uname -a; sleep 30'],
+    id,
+    podUid: uid,
+  });
   await until(() => (p.store.events({ containerId: id }, 1).length > 0 ? true : undefined), 'events of the container');
-  const items = (await app.inject('/v1/events?namespace=seccomp-test&pod=complainer&container=app')).json().items as Record<string, unknown>[];
+  const items = (await app.inject('/v1/events?namespace=seccomp-test&pod=complainer&container=app')).json()
+    .items as Record<string, unknown>[];
   t.ok(items.length > 0, `${items.length} events for seccomp-test/complainer/app`);
-  t.ok(items.every((e) => e['containerId'] === id && e['podUid'] === uid && e['attribution'] === 'pod'), 'with the container id and pod uid');
-  t.ok(items.some((e) => e['pid'] === c.pid), "including the container's init");
-  const sys = (await app.inject('/v1/syscalls?namespace=seccomp-test&pod=complainer')).json().items as { container: string; syscalls: { name: string }[] }[];
+  t.ok(
+    items.every((e) => e['containerId'] === id && e['podUid'] === uid && e['attribution'] === 'pod'),
+    'with the container id and pod uid',
+  );
+  t.ok(
+    items.some((e) => e['pid'] === c.pid),
+    "including the container's init",
+  );
+  const sys = (await app.inject('/v1/syscalls?namespace=seccomp-test&pod=complainer')).json().items as {
+    container: string;
+    syscalls: { name: string }[];
+  }[];
   t.equal(sys[0]?.container, 'app');
   t.ok(sys[0]?.syscalls.some((s) => s.name === 'execve'));
   await c.stop();

@@ -25,42 +25,60 @@ const auditId = (line: string): string => /msg=audit\(([^)]+)\)/.exec(line)?.[1]
 const audit = await ensureAuditd(t);
 // Rotating an auditd this test file did not start (the machine's own) is not ours to do; the
 // generated-log test covers the same logic.
-const skip = audit.startedByUs ? false : `auditd pid ${audit.pid} was not started by this test file; not sending it SIGUSR1`;
+const skip = audit.startedByUs
+  ? false
+  : `auditd pid ${audit.pid} was not started by this test file; not sending it SIGUSR1`;
 
-t.test('20 kill -USR1 rotations of a real auditd while containers log: every record exactly once', { skip }, async (t) => {
-  const rootfs = await ensureBusyboxRootfs();
-  const logs: Record<string, unknown>[] = [];
-  const p = await startEventPipeline({
-    node: 'node1',
-    logger: pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s) as Record<string, unknown>) }),
-    source: 'auditd',
-    auditLog: audit.logPath,
-    from: 'end',
-  });
-  t.teardown(() => p.stop());
+t.test(
+  '20 kill -USR1 rotations of a real auditd while containers log: every record exactly once',
+  { skip },
+  async (t) => {
+    const rootfs = await ensureBusyboxRootfs();
+    const logs: Record<string, unknown>[] = [];
+    const p = await startEventPipeline({
+      node: 'node1',
+      logger: pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s) as Record<string, unknown>) }),
+      source: 'auditd',
+      auditLog: audit.logPath,
+      from: 'end',
+    });
+    t.teardown(() => p.stop());
 
-  const oracle: string[] = [];
-  for (let r = 0; r < 20; r++) {
-    const mark = await auditMark(audit.logPath);
-    // Records before the rotation (some unread by the agent when the file is renamed) ...
-    await runContainer(t, { rootfs, profile: '{"defaultAction":"SCMP_ACT_LOG"}', args: ['/bin/true'] });
-    const ino = (await stat(audit.logPath)).ino;
-    process.kill(audit.pid, 'SIGUSR1');
-    await until(async () => ((await stat(audit.logPath).catch(() => undefined))?.ino !== ino ? true : undefined), `rotation ${r + 1}`);
-    // ... and after it, in the new file.
-    if (r % 2 === 0) await runContainer(t, { rootfs, profile: '{"defaultAction":"SCMP_ACT_LOG"}', args: ['/bin/true'] });
-    oracle.push(...seccompRecords(await auditFence(mark)).map((s) => auditId(s.line)));
-  }
-  t.ok(oracle.length > 1000, `auditd wrote ${oracle.length} SECCOMP records across the rotations`);
-  t.comment(`auditd wrote ${oracle.length} SECCOMP records in 30 containers across 20 rotations`);
-  t.equal(new Set(oracle).size, oracle.length, 'the oracle saw each record once');
-  await until(() => (p.stats().records >= oracle.length ? true : undefined), `${oracle.length} records in the agent`);
-  const seen = p.store.events({}, p.store.ringSize).map((e) => e.auditId);
-  t.equal(new Set(seen).size, seen.length, 'the agent read no record twice');
-  const seenSet = new Set(seen);
-  const missing = oracle.filter((id) => !seenSet.has(id));
-  t.same(missing, [], 'the agent missed no record');
-  t.equal(p.stats().records, oracle.length, 'exactly as many records as auditd wrote (nothing else logged meanwhile)');
-  t.equal(p.stats().malformed, 0, 'no line cut at a rotation');
-  t.equal(logs.filter((l) => l['msg'] === 'audit log rotated; switched to the new file').length, 20, '20 rotations followed');
-});
+    const oracle: string[] = [];
+    for (let r = 0; r < 20; r++) {
+      const mark = await auditMark(audit.logPath);
+      // Records before the rotation (some unread by the agent when the file is renamed) ...
+      await runContainer(t, { rootfs, profile: '{"defaultAction":"SCMP_ACT_LOG"}', args: ['/bin/true'] });
+      const ino = (await stat(audit.logPath)).ino;
+      process.kill(audit.pid, 'SIGUSR1');
+      await until(
+        async () => ((await stat(audit.logPath).catch(() => undefined))?.ino !== ino ? true : undefined),
+        `rotation ${r + 1}`,
+      );
+      // ... and after it, in the new file.
+      if (r % 2 === 0)
+        await runContainer(t, { rootfs, profile: '{"defaultAction":"SCMP_ACT_LOG"}', args: ['/bin/true'] });
+      oracle.push(...seccompRecords(await auditFence(mark)).map((s) => auditId(s.line)));
+    }
+    t.ok(oracle.length > 1000, `auditd wrote ${oracle.length} SECCOMP records across the rotations`);
+    t.comment(`auditd wrote ${oracle.length} SECCOMP records in 30 containers across 20 rotations`);
+    t.equal(new Set(oracle).size, oracle.length, 'the oracle saw each record once');
+    await until(() => (p.stats().records >= oracle.length ? true : undefined), `${oracle.length} records in the agent`);
+    const seen = p.store.events({}, p.store.ringSize).map((e) => e.auditId);
+    t.equal(new Set(seen).size, seen.length, 'the agent read no record twice');
+    const seenSet = new Set(seen);
+    const missing = oracle.filter((id) => !seenSet.has(id));
+    t.same(missing, [], 'the agent missed no record');
+    t.equal(
+      p.stats().records,
+      oracle.length,
+      'exactly as many records as auditd wrote (nothing else logged meanwhile)',
+    );
+    t.equal(p.stats().malformed, 0, 'no line cut at a rotation');
+    t.equal(
+      logs.filter((l) => l['msg'] === 'audit log rotated; switched to the new file').length,
+      20,
+      '20 rotations followed',
+    );
+  },
+);

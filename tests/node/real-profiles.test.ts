@@ -49,10 +49,9 @@ function parseResults(text: string): Map<string, { true: Outcome; sh: Outcome }>
 
 const results = parseResults(
   await fs.readFile(path.join(DATA, 'results.txt'), 'utf8').catch((e: unknown) => {
-    throw new Error(
-      `real-profiles test data missing: ${DATA}/results.txt (../shared must sit beside the repository)`,
-      { cause: e },
-    );
+    throw new Error(`real-profiles test data missing: ${DATA}/results.txt (../shared must sit beside the repository)`, {
+      cause: e,
+    });
   }),
 );
 const yamls = (await fs.readdir(DATA)).filter((f) => f.endsWith('.yaml') && !f.endsWith('.original.yaml')).sort();

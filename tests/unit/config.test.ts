@@ -19,8 +19,20 @@ t.test('defaults, flags and environment twins', async (t) => {
     eventRingSize: 10000,
   });
   t.ok(Object.isFrozen(r.config));
-  const env = parse([], { SECCOMP_AGENT_PROFILES_DIR: '/p', SECCOMP_AGENT_KUBELET_ROOT: '/k', SECCOMP_AGENT_ONCE: 'true', SECCOMP_AGENT_LISTEN: '[::1]:9000', SECCOMP_AGENT_NODE_NAME: 'n2' });
-  t.match(env.kind === 'config' ? env.config : {}, { profilesDir: '/p', kubeletRoot: '/k', once: true, listen: { host: '::1', port: 9000 }, nodeName: 'n2' });
+  const env = parse([], {
+    SECCOMP_AGENT_PROFILES_DIR: '/p',
+    SECCOMP_AGENT_KUBELET_ROOT: '/k',
+    SECCOMP_AGENT_ONCE: 'true',
+    SECCOMP_AGENT_LISTEN: '[::1]:9000',
+    SECCOMP_AGENT_NODE_NAME: 'n2',
+  });
+  t.match(env.kind === 'config' ? env.config : {}, {
+    profilesDir: '/p',
+    kubeletRoot: '/k',
+    once: true,
+    listen: { host: '::1', port: 9000 },
+    nodeName: 'n2',
+  });
   const win = parse(['--kubelet-root', '/flag', '--profiles-dir', '/p'], { SECCOMP_AGENT_KUBELET_ROOT: '/env' });
   t.equal(win.kind === 'config' ? win.config.kubeletRoot : '', '/flag', 'a flag wins over its twin');
 });
@@ -53,17 +65,40 @@ t.test('bad input names what is wrong', async (t) => {
 t.test('without --profiles-dir the agent runs in cluster mode', async (t) => {
   const r = parse([]);
   t.equal(r.kind, 'config');
-  t.match(r.kind === 'config' ? r.config : {}, { profilesDir: undefined, kubeconfig: undefined, namespace: 'seccomp-agent' }, 'in-cluster config, default namespace');
+  t.match(
+    r.kind === 'config' ? r.config : {},
+    { profilesDir: undefined, kubeconfig: undefined, namespace: 'seccomp-agent' },
+    'in-cluster config, default namespace',
+  );
   const k = parse(['--kubeconfig', '/etc/kube.yaml'], { POD_NAMESPACE: 'sec' });
-  t.match(k.kind === 'config' ? k.config : {}, { kubeconfig: '/etc/kube.yaml', namespace: 'sec' }, 'POD_NAMESPACE from the downward API');
+  t.match(
+    k.kind === 'config' ? k.config : {},
+    { kubeconfig: '/etc/kube.yaml', namespace: 'sec' },
+    'POD_NAMESPACE from the downward API',
+  );
   const e = parse([], { SECCOMP_AGENT_KUBECONFIG: '/k', SECCOMP_AGENT_NAMESPACE: 'mine', POD_NAMESPACE: 'other' });
-  t.match(e.kind === 'config' ? e.config : {}, { kubeconfig: '/k', namespace: 'mine' }, 'the twins; SECCOMP_AGENT_NAMESPACE wins over POD_NAMESPACE');
+  t.match(
+    e.kind === 'config' ? e.config : {},
+    { kubeconfig: '/k', namespace: 'mine' },
+    'the twins; SECCOMP_AGENT_NAMESPACE wins over POD_NAMESPACE',
+  );
 });
 
 t.test('help lists every flag with its environment twin', async (t) => {
   const r = parse(['--help']);
   t.equal(r.kind, 'help');
-  for (const f of ['--profiles-dir', '--kubeconfig', '--namespace', '$SECCOMP_AGENT_KUBECONFIG', '--kubelet-root', '--node-name', '--listen', '--log-level', '--once', '$SECCOMP_AGENT_KUBELET_ROOT']) {
+  for (const f of [
+    '--profiles-dir',
+    '--kubeconfig',
+    '--namespace',
+    '$SECCOMP_AGENT_KUBECONFIG',
+    '--kubelet-root',
+    '--node-name',
+    '--listen',
+    '--log-level',
+    '--once',
+    '$SECCOMP_AGENT_KUBELET_ROOT',
+  ]) {
     t.match(usage(), f);
   }
 });

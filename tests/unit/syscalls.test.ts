@@ -155,17 +155,13 @@ t.test('our tables agree with libseccomp for every number it knows', async (t) =
     return;
   }
   const seen = new Set<(typeof LIBSECCOMP_DIFFERS)[number]>();
-  const expected = (arch: Arch, nr: number) =>
-    LIBSECCOMP_DIFFERS.find((e) => e.arch === arch && e.nr === nr);
+  const expected = (arch: Arch, nr: number) => LIBSECCOMP_DIFFERS.find((e) => e.arch === arch && e.nr === nr);
 
   const results = await Promise.all(
     ARCHES.map(async (arch) => {
       const nrs = scanNumbers(arch);
       const ourNames = SYSCALL_TABLES[arch].map(([, name]) => name);
-      const [byNr, byName] = await Promise.all([
-        resolveMany(arch, nrs.map(String)),
-        resolveMany(arch, ourNames),
-      ]);
+      const [byNr, byName] = await Promise.all([resolveMany(arch, nrs.map(String)), resolveMany(arch, ourNames)]);
       return { arch, nrs, byNr, byName };
     }),
   );
@@ -180,9 +176,7 @@ t.test('our tables agree with libseccomp for every number it knows', async (t) =
       t.ok(lib.size > 250, `libseccomp knows ${arch} (${lib.size} numbers)`);
       // The newest number libseccomp knows in the main range (x32's own 512.. and arm's private
       // range excluded): ours-only numbers above it are simply newer than this libseccomp.
-      const libNewest = Math.max(
-        ...[...lib.keys()].map((nr) => nr & ~X32_SYSCALL_BIT).filter((nr) => nr < 512),
-      );
+      const libNewest = Math.max(...[...lib.keys()].map((nr) => nr & ~X32_SYSCALL_BIT).filter((nr) => nr < 512));
       const mismatches: string[] = [];
       for (const nr of nrs) {
         const ours = syscallName(arch, nr);
@@ -202,9 +196,7 @@ t.test('our tables agree with libseccomp for every number it knows', async (t) =
       const nameMismatches: string[] = [];
       for (const [nr, name] of lib) {
         if (syscallNumber(arch, name) !== nr && expected(arch, nr) === undefined) {
-          nameMismatches.push(
-            `libseccomp ${name}=${nr}, ours ${syscallNumber(arch, name) ?? '(none)'}`,
-          );
+          nameMismatches.push(`libseccomp ${name}=${nr}, ours ${syscallNumber(arch, name) ?? '(none)'}`);
         }
       }
       for (const [nr, name] of SYSCALL_TABLES[arch]) {
@@ -276,9 +268,7 @@ t.test('every SECCOMP record of the corpus resolves as ausearch -i does', async 
   const log = `${shared}node-facts/corpus/audit-enriched.log`;
   const raw = new Map<string, { arch: string; nr: number }>();
   for (const line of readFileSync(log, 'utf8').split('\n')) {
-    const m = /^type=SECCOMP msg=audit\([\d.]+:(\d+)\):.* arch=([0-9a-f]+) syscall=(\d+)/.exec(
-      line,
-    );
+    const m = /^type=SECCOMP msg=audit\([\d.]+:(\d+)\):.* arch=([0-9a-f]+) syscall=(\d+)/.exec(line);
     if (m?.[1] !== undefined && m[2] !== undefined && m[3] !== undefined) {
       raw.set(m[1], { arch: m[2], nr: Number(m[3]) });
     }
@@ -361,10 +351,7 @@ t.test('every name used by the real and workshop profiles is known', async (t) =
   t.ok(isKnownSyscall('syscall'));
   t.same(archesKnowing('syscall'), []);
   if (resolverInstalled()) {
-    t.equal(
-      spawnSync('scmp_sys_resolver', ['-a', 'mips', 'syscall'], { encoding: 'utf8' }).stdout.trim(),
-      '4000',
-    );
+    t.equal(spawnSync('scmp_sys_resolver', ['-a', 'mips', 'syscall'], { encoding: 'utf8' }).stdout.trim(), '4000');
   } else {
     t.fail(MISSING_RESOLVER);
   }
@@ -417,13 +404,9 @@ t.test('generator', async (t) => {
     ]);
     t.throws(() => parseTable('x common foo\n', 'f.tbl'), /f\.tbl:1: not a syscall table row/);
     t.throws(() => parseTable("1 common fo'o\n", 'f.tbl'), /f\.tbl:1: not a syscall name/);
-    t.same(parseMakefileAbis64('syscall_abis_32 += a\nsyscall_abis_64 += renameat rlimit\n'), [
-      'renameat',
-      'rlimit',
-    ]);
+    t.same(parseMakefileAbis64('syscall_abis_32 += a\nsyscall_abis_64 += renameat rlimit\n'), ['renameat', 'rlimit']);
   });
   t.test('per-arch counts stay plausible', async (t) => {
-    for (const arch of ARCHES)
-      t.ok(SYSCALL_TABLES[arch].length > 300, `${arch}: ${SYSCALL_TABLES[arch].length}`);
+    for (const arch of ARCHES) t.ok(SYSCALL_TABLES[arch].length > 300, `${arch}: ${SYSCALL_TABLES[arch].length}`);
   });
 });

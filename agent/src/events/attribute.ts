@@ -146,7 +146,12 @@ interface CacheEntry {
 }
 
 const UNKNOWN: Attribution = Object.freeze({
-  kind: 'unknown', containerId: null, podUid: null, namespace: null, pod: null, container: null,
+  kind: 'unknown',
+  containerId: null,
+  podUid: null,
+  namespace: null,
+  pod: null,
+  container: null,
 });
 const HOST: Attribution = Object.freeze({ ...UNKNOWN, kind: 'host' });
 
@@ -209,7 +214,8 @@ export class Attributor {
     if (last !== undefined) return last;
     // A matched child's later records (its pid may be reused after a while: then no more).
     const child = this.children.get(pid);
-    if (child !== undefined && timeMs >= child.startMs - this.tolerance && timeMs <= child.startMs + CHILD_TTL_MS) return child;
+    if (child !== undefined && timeMs >= child.startMs - this.tolerance && timeMs <= child.startMs + CHILD_TTL_MS)
+      return child;
     return hint?.comm == null ? undefined : this.matchFork(pid, timeMs, hint.comm);
   }
 

@@ -55,7 +55,13 @@ export interface IngestOptions {
 /** Turns lines into stored events. */
 export class Ingest {
   readonly stats: IngestStats = {
-    lines: 0, records: 0, malformed: 0, lost: 0, unattributed: 0, lastRecordMs: 0, lastIngestMs: 0,
+    lines: 0,
+    records: 0,
+    malformed: 0,
+    lost: 0,
+    unattributed: 0,
+    lastRecordMs: 0,
+    lastIngestMs: 0,
   };
   private readonly o: IngestOptions;
   private readonly parseOpts: ParseOptions;

@@ -14,7 +14,8 @@ export class LineSplitter {
   push(chunk: Buffer): string[] {
     const last = chunk.lastIndexOf(NL);
     if (last < 0) {
-      if (chunk.length > 0) this.partial = this.partial === null ? Buffer.from(chunk) : Buffer.concat([this.partial, chunk]);
+      if (chunk.length > 0)
+        this.partial = this.partial === null ? Buffer.from(chunk) : Buffer.concat([this.partial, chunk]);
       return [];
     }
     const head = chunk.subarray(0, last);

@@ -221,7 +221,8 @@ export function parseLine(line: string, opts: ParseOptions): ParsedLine {
   const typeEnd = line.indexOf(' ', start);
   let h = typeEnd + 1;
   if (line.startsWith('msg=', h)) h += 4;
-  if (typeEnd < 0 || !line.startsWith('audit(', h)) return opts.strict === true ? malformed('no audit(...) header') : OTHER;
+  if (typeEnd < 0 || !line.startsWith('audit(', h))
+    return opts.strict === true ? malformed('no audit(...) header') : OTHER;
   const typeLen = typeEnd - start - 5;
   const isSeccomp =
     (typeLen === 7 && line.startsWith('SECCOMP', start + 5)) ||
@@ -238,7 +239,17 @@ export function parseLine(line: string, opts: ParseOptions): ParsedLine {
   const sec = decimalAt(line, open, dot);
   const ms = decimalAt(line, dot + 1, colon);
   const serial = decimalAt(line, colon + 1, close);
-  if (dot < 0 || colon < dot + 2 || colon > close || Number.isNaN(sec) || Number.isNaN(ms) || Number.isNaN(serial) || sec < 0 || ms < 0 || serial < 0) {
+  if (
+    dot < 0 ||
+    colon < dot + 2 ||
+    colon > close ||
+    Number.isNaN(sec) ||
+    Number.isNaN(ms) ||
+    Number.isNaN(serial) ||
+    sec < 0 ||
+    ms < 0 ||
+    serial < 0
+  ) {
     return malformed(`bad audit id "${line.slice(open, close)}"`);
   }
   const id = line.slice(open, close);

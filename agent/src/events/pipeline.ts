@@ -135,7 +135,9 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
     onEvict: (agg) => metrics.containerEvicted?.(agg),
     lateResolve: (containerId, podUid) => {
       const a = attributor.resolve({ containerId, podUid });
-      return a.pod === null ? undefined : { namespace: a.namespace ?? '', pod: a.pod, ...(a.container === null ? {} : { container: a.container }) };
+      return a.pod === null
+        ? undefined
+        : { namespace: a.namespace ?? '', pod: a.pod, ...(a.container === null ? {} : { container: a.container }) };
     },
   });
   let malformedLogged = 0;
@@ -152,7 +154,10 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
       if (malformedLogged++ < 10) log.warn({ reason, line: line.slice(0, 300) }, 'malformed audit line skipped');
     },
   });
-  log.info({ source: source.kind, path: source.path, reason: source.reason, from: deps.from ?? 'end' }, 'audit source chosen');
+  log.info(
+    { source: source.kind, path: source.path, reason: source.reason, from: deps.from ?? 'end' },
+    'audit source chosen',
+  );
 
   let stopSource: () => Promise<void>;
   let lagBytes = (): number => 0;
@@ -199,7 +204,10 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
             );
             break;
           case 'rotation-chain-unknown':
-            log.warn({ path: e.path }, 'rotated file not found among PATH.N; records in files rotated meanwhile may be missed');
+            log.warn(
+              { path: e.path },
+              'rotated file not found among PATH.N; records in files rotated meanwhile may be missed',
+            );
             break;
           case 'waiting':
             log.warn({ path: e.path }, 'audit log does not exist yet; waiting for it');

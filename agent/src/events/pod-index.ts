@@ -41,7 +41,8 @@ export function containerIdsOfPod(pod: V1Pod): { id: string; ref: PodRef }[] {
   for (const s of statuses) {
     // A restarted container's previous id still owns records that arrive late.
     for (const cid of [s.containerID, s.lastState?.terminated?.containerID]) {
-      if (cid !== undefined && cid !== '') out.push({ id: stripRuntimeScheme(cid), ref: { namespace, pod: name, container: s.name } });
+      if (cid !== undefined && cid !== '')
+        out.push({ id: stripRuntimeScheme(cid), ref: { namespace, pod: name, container: s.name } });
     }
   }
   return out;
@@ -63,9 +64,13 @@ export class StaticPodIndex implements PodIndex {
     const key = podKey(pod);
     const entries = containerIdsOfPod(pod);
     for (const e of entries) this.byId.set(e.id, e.ref);
-    this.idsOfPod.set(key, entries.map((e) => e.id));
+    this.idsOfPod.set(
+      key,
+      entries.map((e) => e.id),
+    );
     const uid = pod.metadata?.uid;
-    if (uid !== undefined) this.byUid.set(uid, { namespace: pod.metadata?.namespace ?? 'default', pod: pod.metadata?.name ?? '' });
+    if (uid !== undefined)
+      this.byUid.set(uid, { namespace: pod.metadata?.namespace ?? 'default', pod: pod.metadata?.name ?? '' });
   }
 
   /** Forgets a pod. */

@@ -8,7 +8,6 @@
  */
 import type { AttributionKind } from './attribute.js';
 import type { PodRef } from './pod-index.js';
-import type { SeccompAction } from './parse.js';
 
 /** One syscall event as the HTTP API shows it. */
 export interface SyscallEvent {
@@ -98,7 +97,10 @@ export type Subscriber = (ev: SyscallEvent) => void;
 /** Whether `v` passes an optional exact-match filter. */
 const eq = (want: string | undefined, v: string | null): boolean => want === undefined || want === v;
 
-export function matchesContainer(f: EventFilter, a: { namespace: string | null; pod: string | null; container: string | null; containerId: string | null }): boolean {
+export function matchesContainer(
+  f: EventFilter,
+  a: { namespace: string | null; pod: string | null; container: string | null; containerId: string | null },
+): boolean {
   if (!eq(f.namespace, a.namespace) || !eq(f.pod, a.pod) || !eq(f.container, a.container)) return false;
   if (f.containerId !== undefined && (a.containerId === null || !a.containerId.startsWith(f.containerId))) return false;
   return true;
@@ -122,7 +124,8 @@ export class EventStore {
     this.o = o;
     this.ringSize = o.ringSize ?? 10_000;
     this.maxContainers = o.maxContainers ?? 1024;
-    if (!Number.isInteger(this.ringSize) || this.ringSize < 1) throw new RangeError('ringSize must be a positive integer');
+    if (!Number.isInteger(this.ringSize) || this.ringSize < 1)
+      throw new RangeError('ringSize must be a positive integer');
     this.ring = new Array<SyscallEvent | undefined>(this.ringSize);
     this.times = new Float64Array(this.ringSize);
   }
@@ -161,8 +164,17 @@ export class EventStore {
     let a = this.aggs.get(key);
     if (a === undefined) {
       a = {
-        containerId: ev.containerId, namespace: ev.namespace, pod: ev.pod, container: ev.container, podUid: ev.podUid,
-        total: 0, first: timeMs, last: timeMs, syscalls: new Map(), unresolved: new Map(), arches: new Set(),
+        containerId: ev.containerId,
+        namespace: ev.namespace,
+        pod: ev.pod,
+        container: ev.container,
+        podUid: ev.podUid,
+        total: 0,
+        first: timeMs,
+        last: timeMs,
+        syscalls: new Map(),
+        unresolved: new Map(),
+        arches: new Set(),
       };
       while (this.aggs.size >= this.maxContainers) {
         const oldest = this.aggs.entries().next();
@@ -201,7 +213,13 @@ export class EventStore {
   }
 
   /** Fills pod fields the pod watch learned after the event came in. */
-  private refresh(x: { namespace: string | null; pod: string | null; container: string | null; containerId: string | null; podUid: string | null }): void {
+  private refresh(x: {
+    namespace: string | null;
+    pod: string | null;
+    container: string | null;
+    containerId: string | null;
+    podUid: string | null;
+  }): void {
     if (x.containerId === null || (x.pod !== null && x.container !== null) || this.o.lateResolve === undefined) return;
     const ref = this.o.lateResolve(x.containerId, x.podUid);
     if (ref === undefined) return;
@@ -228,7 +246,15 @@ export class EventStore {
   matches(f: EventFilter, ev: SyscallEvent): boolean {
     if (f.syscall !== undefined && ev.syscall !== f.syscall) return false;
     if (f.afterSeq !== undefined && ev.seq <= f.afterSeq) return false;
-    this.refresh(ev as { namespace: string | null; pod: string | null; container: string | null; containerId: string | null; podUid: string | null });
+    this.refresh(
+      ev as {
+        namespace: string | null;
+        pod: string | null;
+        container: string | null;
+        containerId: string | null;
+        podUid: string | null;
+      },
+    );
     return matchesContainer(f, ev);
   }
 

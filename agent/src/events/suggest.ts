@@ -31,8 +31,14 @@ export interface SuggestedProfile {
 
 /** A DNS-1123 subdomain made from parts (lower case, [a-z0-9.-], at most 253 characters). */
 export function profileNameFrom(parts: readonly (string | null)[]): string {
-  const raw = parts.filter((p): p is string => p !== null && p !== '').join('-').toLowerCase();
-  const cleaned = raw.replace(/[^a-z0-9.-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 253);
+  const raw = parts
+    .filter((p): p is string => p !== null && p !== '')
+    .join('-')
+    .toLowerCase();
+  const cleaned = raw
+    .replace(/[^a-z0-9.-]+/g, '-')
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+    .slice(0, 253);
   return cleaned.replace(/[^a-z0-9]+$/, '') || 'suggested';
 }
 
@@ -63,7 +69,9 @@ export function suggestProfile(
         : 'suggested';
   const namespace = opts.namespace ?? (pods.size === 1 ? (firstPod?.namespace ?? undefined) : undefined);
   const who = aggs
-    .map((a) => (a.pod === null ? `container ${a.containerId ?? '(host)'}` : `${a.namespace}/${a.pod}/${a.container ?? '?'}`))
+    .map((a) =>
+      a.pod === null ? `container ${a.containerId ?? '(host)'}` : `${a.namespace}/${a.pod}/${a.container ?? '?'}`,
+    )
     .join(', ');
   const metadata: SuggestedProfile['metadata'] = {
     name: opts.name ?? defaultName,
@@ -72,7 +80,10 @@ export function suggestProfile(
       description: `Suggested by seccomp-agent on node ${opts.node} from the syscalls of ${who} seen up to ${opts.now.toISOString()}.`,
     },
   };
-  const archList = [...arches].map((a) => SCMP_ARCH[a]).filter((a): a is string => a !== undefined).sort();
+  const archList = [...arches]
+    .map((a) => SCMP_ARCH[a])
+    .filter((a): a is string => a !== undefined)
+    .sort();
   const profile: SuggestedProfile = {
     apiVersion: `${API_GROUP}/${API_VERSION}`,
     kind: KIND,

@@ -30,7 +30,12 @@ export type TailEvent =
   | { readonly type: 'rotated'; readonly path: string; readonly intermediates: number }
   /** The rotated-away file was not found among PATH.N: files rotated in between may be missed. */
   | { readonly type: 'rotation-chain-unknown'; readonly path: string }
-  | { readonly type: 'truncated'; readonly path: string; readonly recoveredBytes: number; readonly possibleLoss: boolean }
+  | {
+      readonly type: 'truncated';
+      readonly path: string;
+      readonly recoveredBytes: number;
+      readonly possibleLoss: boolean;
+    }
   | { readonly type: 'error'; readonly path: string; readonly error: unknown };
 
 export interface FileTailerOptions {
@@ -225,7 +230,14 @@ export class FileTailer {
     this.waitingReported = false;
     const st = await fh.stat();
     const f: OpenFile = {
-      fh, dev: st.dev, ino: st.ino, offset: 0, splitter: new LineSplitter(), tail: Buffer.alloc(0), until: 0, size: st.size,
+      fh,
+      dev: st.dev,
+      ino: st.ino,
+      offset: 0,
+      splitter: new LineSplitter(),
+      tail: Buffer.alloc(0),
+      until: 0,
+      size: st.size,
     };
     if (from === 'end' && st.size > 0) {
       // Start after the last complete line, so a record being written right now is read whole.
@@ -326,7 +338,14 @@ export class FileTailer {
             break;
           }
           const f: OpenFile = {
-            fh, dev: st.dev, ino: st.ino, offset: 0, splitter: new LineSplitter(), tail: Buffer.alloc(0), until: 0, size: st.size,
+            fh,
+            dev: st.dev,
+            ino: st.ino,
+            offset: 0,
+            splitter: new LineSplitter(),
+            tail: Buffer.alloc(0),
+            until: 0,
+            size: st.size,
           };
           await this.readAll(f);
           const rest = f.splitter.flush();
@@ -380,7 +399,7 @@ export class FileTailer {
   /** Reads what writers still append to rotated-away files; closes them after the grace period. */
   private async serviceDraining(): Promise<void> {
     const now = this.o.now();
-    for (let i = 0; i < this.draining.length; ) {
+    for (let i = 0; i < this.draining.length;) {
       const d = this.draining[i];
       if (d === undefined) break;
       await this.readAll(d);

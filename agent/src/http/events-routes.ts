@@ -73,7 +73,10 @@ export function parseSince(v: string, now: number): number {
     const t = Date.parse(v);
     if (!Number.isNaN(t)) return t;
   }
-  throw new BadQuery('since', `"${v}" is neither an RFC 3339 time (2026-11-28T12:00:00Z) nor a duration (90s, 5m, 1h30m)`);
+  throw new BadQuery(
+    'since',
+    `"${v}" is neither an RFC 3339 time (2026-11-28T12:00:00Z) nor a duration (90s, 5m, 1h30m)`,
+  );
 }
 
 function intParam(q: Query, key: string, min: number, max: number): number | undefined {
@@ -161,15 +164,28 @@ export function aggregatesTable(aggs: readonly ContainerAggregate[]): string {
         a.containerId === null ? '(host)' : a.containerId.slice(0, 12),
         s.name,
         String(s.count),
-        [...s.actions].map((x) => x.replace(/^SCMP_ACT_/, '')).sort().join(','),
+        [...s.actions]
+          .map((x) => x.replace(/^SCMP_ACT_/, ''))
+          .sort()
+          .join(','),
       ]);
     }
     for (const [k, c] of a.unresolved) {
-      rows.push([a.namespace ?? '-', a.pod ?? '-', a.container ?? '-', a.containerId?.slice(0, 12) ?? '(host)', `?${k}`, String(c), '-']);
+      rows.push([
+        a.namespace ?? '-',
+        a.pod ?? '-',
+        a.container ?? '-',
+        a.containerId?.slice(0, 12) ?? '(host)',
+        `?${k}`,
+        String(c),
+        '-',
+      ]);
     }
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n';
+  return (
+    rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n'
+  );
 }
 
 /** The event endpoints. */
@@ -212,7 +228,13 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
     return reply;
   });
 
-  function stream(req: FastifyRequest, reply: FastifyReply, filter: EventFilter, backlog: SyscallEvent[], sse: boolean): void {
+  function stream(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    filter: EventFilter,
+    backlog: SyscallEvent[],
+    sse: boolean,
+  ): void {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {

@@ -4,12 +4,18 @@
  * are kept, so memory follows this node's pods, never the cluster's.
  */
 
+import type { V1Pod } from '@kubernetes/client-node';
+import { containerIdsOfPod, type PodIndex as ContainerIndex, type PodRef } from '../events/pod-index.js';
+
 /** What the agent keeps of a pod. */
 export interface PodUse {
   /** `<namespace>/<name>` */
   key: string;
   /** Profile keys `<namespace>/<name>` the pod's containers run under. */
   profiles: string[];
+  uid?: string;
+  /** Runtime container ids (current and last terminated) → container, for event attribution. */
+  containers: { id: string; ref: PodRef }[];
 }
 
 const PREFIX = 'operator/';
@@ -66,15 +72,40 @@ export function podUse(raw: Obj): PodUse | undefined {
       }
     }
   }
-  return { key: `${namespace}/${name}`, profiles: [...profiles].sort() };
+  const uid = meta?.['uid'];
+  return {
+    key: `${namespace}/${name}`,
+    profiles: [...profiles].sort(),
+    ...(typeof uid === 'string' ? { uid } : {}),
+    containers: containerIdsOfPod(raw as V1Pod),
+  };
 }
 
 /** profile key → the pods on this node that use it. */
-export class PodIndex {
+export class PodIndex implements ContainerIndex {
   readonly #byProfile = new Map<string, Set<string>>();
+  readonly #byContainer = new Map<string, PodRef>();
+  readonly #byUid = new Map<string, { namespace: string; pod: string }>();
+
+  /** The pod and container of a runtime container id on this node (event attribution). */
+  byContainerId(id: string): PodRef | undefined {
+    return this.#byContainer.get(id);
+  }
+
+  /** The pod of a pod uid on this node (a container its status does not list yet). */
+  byPodUid(uid: string): { namespace: string; pod: string } | undefined {
+    return this.#byUid.get(uid);
+  }
 
   /** Updates the index for one pod change; returns the profile keys whose users changed. */
   update(old: PodUse | undefined, cur: PodUse | undefined): string[] {
+    for (const c of old?.containers ?? []) this.#byContainer.delete(c.id);
+    if (old?.uid !== undefined) this.#byUid.delete(old.uid);
+    for (const c of cur?.containers ?? []) this.#byContainer.set(c.id, c.ref);
+    if (cur?.uid !== undefined) {
+      const [namespace = '', pod = ''] = cur.key.split('/');
+      this.#byUid.set(cur.uid, { namespace, pod });
+    }
     const changed = new Set<string>();
     for (const p of old?.profiles ?? []) {
       if (cur?.profiles.includes(p) === true) continue;

@@ -62,7 +62,11 @@ export class DirSource {
       try {
         parsed = parseSourceText(name, await readFile(path, 'utf8'), this.#catalog);
       } catch (e: unknown) {
-        parsed = { profiles: [], readable: false, problems: [{ file: name, doc: 0, message: `${name}: could not read: ${messageOf(e)}` }] };
+        parsed = {
+          profiles: [],
+          readable: false,
+          problems: [{ file: name, doc: 0, message: `${name}: could not read: ${messageOf(e)}` }],
+        };
       }
       problems.push(...parsed.problems);
       let use = parsed;
@@ -71,16 +75,26 @@ export class DirSource {
         if (before === undefined) unreadable++;
         if (before !== undefined) {
           use = before;
-          problems.push({ file: name, doc: 0, message: `${name}: keeping the ${before.profiles.length} profile(s) it defined before until it reads cleanly again` });
+          problems.push({
+            file: name,
+            doc: 0,
+            message: `${name}: keeping the ${before.profiles.length} profile(s) it defined before until it reads cleanly again`,
+          });
         }
       } else {
         this.#lastGood.set(path, parsed);
       }
       for (const { doc, profile } of use.profiles) {
-        const key = profile.ok ? profileKey(profile.profile.metadata.namespace, profile.profile.metadata.name) : profileKey(profile.namespace, profile.name);
+        const key = profile.ok
+          ? profileKey(profile.profile.metadata.namespace, profile.profile.metadata.name)
+          : profileKey(profile.namespace, profile.name);
         const first = origin.get(key);
         if (first !== undefined) {
-          problems.push({ file: name, doc, message: `${name} document ${doc}: SeccompProfile ${key} is already defined in ${first}; this one is ignored` });
+          problems.push({
+            file: name,
+            doc,
+            message: `${name} document ${doc}: SeccompProfile ${key} is already defined in ${first}; this one is ignored`,
+          });
           continue;
         }
         origin.set(key, `${name} document ${doc}`);
@@ -103,7 +117,9 @@ export class DirSource {
       this.#timer = setTimeout(onChange, 50);
     };
     this.#watcher.on('all', fire);
-    this.#watcher.on('error', (e: unknown) => this.#log.error({ err: messageOf(e) }, 'watching the profiles directory failed'));
+    this.#watcher.on('error', (e: unknown) =>
+      this.#log.error({ err: messageOf(e) }, 'watching the profiles directory failed'),
+    );
   }
 
   async close(): Promise<void> {

@@ -16,7 +16,9 @@ export class DriftGuard {
 
   constructor(operatorDir: string, reconciler: Reconciler, keys: () => string[], log: Logger, recheckMs = 30_000) {
     const repair = (key: string): void => {
-      reconciler.repair(key).catch((e: unknown) => log.error({ profile: key, err: messageOf(e) }, 'drift repair failed'));
+      reconciler
+        .repair(key)
+        .catch((e: unknown) => log.error({ profile: key, err: messageOf(e) }, 'drift repair failed'));
     };
     this.#watcher = chokidar.watch(operatorDir, { ignoreInitial: true, depth: 2 });
     this.#watcher.on('all', (event, path) => {
@@ -31,7 +33,9 @@ export class DriftGuard {
       if (parts.length !== 2 || !path.endsWith('.json')) return;
       repair(`${basename(dirname(path))}/${basename(path, '.json')}`);
     });
-    this.#watcher.on('error', (e: unknown) => log.error({ err: messageOf(e) }, 'watching the operator directory failed'));
+    this.#watcher.on('error', (e: unknown) =>
+      log.error({ err: messageOf(e) }, 'watching the operator directory failed'),
+    );
     this.#timer = setInterval(() => {
       for (const key of keys()) repair(key);
     }, recheckMs);

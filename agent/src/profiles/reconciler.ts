@@ -28,6 +28,14 @@ export interface ProfileReport {
   bases: string[];
 }
 
+/** Told of every file operation (metrics count them). */
+export interface ReconcileObserver {
+  operation(op: 'update' | 'delete'): void;
+  error(reason: string): void;
+}
+
+const NO_OBSERVER: ReconcileObserver = { operation: () => {}, error: () => {} };
+
 export interface ApplyResult {
   written: string[];
   removed: string[];
@@ -41,11 +49,13 @@ export class Reconciler {
   #plan = new Map<string, Desired>();
   readonly #reports = new Map<string, ProfileReport>();
   #running: Promise<void> = Promise.resolve();
+  readonly #observer: ReconcileObserver;
 
-  constructor(writer: ProfileWriter, kubeletRoot: string, log: Logger) {
+  constructor(writer: ProfileWriter, kubeletRoot: string, log: Logger, observer: ReconcileObserver = NO_OBSERVER) {
     this.#writer = writer;
     this.#kubeletRoot = kubeletRoot;
     this.#log = log;
+    this.#observer = observer;
   }
 
   /** The reports, sorted by key. */
@@ -100,6 +110,7 @@ export class Reconciler {
     if (d === undefined || d.kind !== 'install') return 'not-managed';
     const outcome = await this.#writer.install(d.namespace, d.name, d.content);
     if (outcome === 'unchanged') return 'unchanged';
+    this.#observer.operation('update');
     this.#log.warn({ profile: key, outcome }, 'profile file was changed on disk; restored it');
     return 'restored';
   }
@@ -122,6 +133,7 @@ export class Reconciler {
           const outcome = await this.#writer.install(d.namespace, d.name, d.content);
           if (outcome !== 'unchanged') {
             result.written.push(key);
+            this.#observer.operation('update');
             this.#log.info({ profile: key, outcome, bytes: Buffer.byteLength(d.content) }, 'profile installed');
           }
           if (d.warnings.length > 0) {
@@ -129,10 +141,14 @@ export class Reconciler {
           }
           this.#reports.set(key, { ...base, state: 'Installed', sha256: sha256(d.content) });
         } else if (d.kind === 'disabled') {
-          if (await this.#writer.remove(d.namespace, d.name)) result.removed.push(key);
+          if (await this.#writer.remove(d.namespace, d.name)) {
+            result.removed.push(key);
+            this.#observer.operation('delete');
+          }
           this.#reports.set(key, { ...base, state: 'Disabled', message: 'spec.disabled is true: not installed' });
         } else {
           result.failed.push(key);
+          this.#observer.error(d.findings[0]?.reason ?? 'ProfileInvalid');
           const onDisk = await this.#writer.digest(d.namespace, d.name);
           const kept = onDisk === undefined ? '' : ' (the last good version stays installed)';
           this.#log.error({ profile: key }, `${d.message}${kept}`);
@@ -145,6 +161,7 @@ export class Reconciler {
         }
       } catch (e: unknown) {
         result.failed.push(key);
+        this.#observer.error('WriteFailed');
         this.#log.error({ profile: key, err: messageOf(e) }, 'could not install profile');
         this.#reports.set(key, { ...base, state: 'Error', message: messageOf(e) });
       }
@@ -155,10 +172,12 @@ export class Reconciler {
       try {
         if (await this.#writer.remove(d.namespace, d.name)) {
           result.removed.push(key);
+          this.#observer.operation('delete');
           this.#log.info({ profile: key }, 'profile removed');
         }
       } catch (e: unknown) {
         result.failed.push(key);
+        this.#observer.error('RemoveFailed');
         this.#log.error({ profile: key, err: messageOf(e) }, 'could not remove profile');
       }
     }

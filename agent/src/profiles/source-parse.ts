@@ -25,9 +25,11 @@ export interface ParsedFile {
 
 /** Integers come from YAML as bigint so 64-bit argument values keep every bit; small ones go back to number. */
 function normalizeInts(v: unknown): unknown {
-  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  if (typeof v === 'bigint')
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   if (Array.isArray(v)) return v.map(normalizeInts);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalizeInts(x)]));
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalizeInts(x)]));
   return v;
 }
 
@@ -46,7 +48,9 @@ export function parseSourceText(file: string, text: string, catalog: SyscallCata
     const n = i + 1;
     if (doc.errors.length > 0) {
       out.readable = false;
-      out.problems.push(problem(file, n, `not valid YAML: ${doc.errors.map((e) => e.message.split('\n')[0]).join('; ')}`));
+      out.problems.push(
+        problem(file, n, `not valid YAML: ${doc.errors.map((e) => e.message.split('\n')[0]).join('; ')}`),
+      );
       return;
     }
     const value = normalizeInts(doc.toJS({ maxAliasCount: 100 }));
@@ -66,7 +70,10 @@ export function parseSourceText(file: string, text: string, catalog: SyscallCata
         continue;
       }
       const [namespace, name] = check.ref.split('/') as [string, string];
-      out.profiles.push({ doc: n, profile: { ok: false, namespace, name, errors: check.errors, warnings: check.warnings } });
+      out.profiles.push({
+        doc: n,
+        profile: { ok: false, namespace, name, errors: check.errors, warnings: check.warnings },
+      });
       out.problems.push(
         problem(file, n, check.errors.map((e) => `SeccompProfile ${check.ref}: ${e.path}: ${e.message}`).join('; ')),
       );

@@ -66,7 +66,10 @@ export class ProfileWriter {
     try {
       const st = await this.#fs.lstat(dir);
       if (!st.isDirectory()) {
-        throw agentError('SECCOMP_AGENT_ERR_WRITE', { path: dir, detail: 'exists and is not a directory (a symlink is refused)' });
+        throw agentError('SECCOMP_AGENT_ERR_WRITE', {
+          path: dir,
+          detail: 'exists and is not a directory (a symlink is refused)',
+        });
       }
     } catch (e: unknown) {
       if (!isErrnoException(e) || e.code !== 'ENOENT') throw e;
@@ -101,7 +104,8 @@ export class ProfileWriter {
       const current = await this.#readIfRegular(path);
       if (current !== undefined && current.data.equals(Buffer.from(content))) {
         const wrongMode = (current.mode & 0o7777) !== FILE_MODE;
-        const wrongOwner = this.#opts.chownAllowed && (current.uid !== this.#opts.uid || current.gid !== this.#opts.gid);
+        const wrongOwner =
+          this.#opts.chownAllowed && (current.uid !== this.#opts.uid || current.gid !== this.#opts.gid);
         if (!wrongMode && !wrongOwner) return 'unchanged';
         if (wrongMode) await this.#fs.chmod(path, FILE_MODE);
         if (wrongOwner) await this.#fs.chown(path, this.#opts.uid, this.#opts.gid);
@@ -201,7 +205,11 @@ export class ProfileWriter {
     const removed: string[] = [];
     for (const entry of await this.list()) {
       const name = entry.file.endsWith('.json') ? entry.file.slice(0, -'.json'.length) : undefined;
-      if (entry.namespace !== '' && name !== undefined && (keep === 'all-profiles' || keep.has(`${entry.namespace}/${name}`))) {
+      if (
+        entry.namespace !== '' &&
+        name !== undefined &&
+        (keep === 'all-profiles' || keep.has(`${entry.namespace}/${name}`))
+      ) {
         continue;
       }
       const st = await this.#fs.lstat(entry.path);
@@ -213,7 +221,8 @@ export class ProfileWriter {
       if (ns !== '') await this.#removeDirIfEmpty(join(this.operatorDir, ns));
     }
     try {
-      for (const ns of await this.#fs.readdir(this.operatorDir)) await this.#removeDirIfEmpty(join(this.operatorDir, ns));
+      for (const ns of await this.#fs.readdir(this.operatorDir))
+        await this.#removeDirIfEmpty(join(this.operatorDir, ns));
     } catch (e: unknown) {
       if (!isErrnoException(e) || e.code !== 'ENOENT') throw e;
     }

@@ -8,7 +8,10 @@ import { REPO_ROOT } from '../../testbed/agent-cli.js';
 
 const main = join(REPO_ROOT, 'dist', 'agent', 'src', 'main.js');
 const once = (dir: string, root: string) =>
-  exec(process.execPath, [main, '--profiles-dir', dir, '--kubelet-root', root, '--once', '--log-level', 'silent'], { cwd: REPO_ROOT, timeoutMs: 60_000 });
+  exec(process.execPath, [main, '--profiles-dir', dir, '--kubelet-root', root, '--once', '--log-level', 'silent'], {
+    cwd: REPO_ROOT,
+    timeoutMs: 60_000,
+  });
 
 const profile = (name: string): string => `apiVersion: security-profiles-operator.x-k8s.io/v1beta1
 kind: SeccompProfile

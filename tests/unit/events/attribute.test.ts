@@ -27,18 +27,30 @@ t.test('cgroup layouts → container id and pod uid', async (t) => {
       `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_}.slice/crio-${ID}.scope\n`,
       { containerId: ID, podUid: UID },
     ],
-    ['guaranteed pod, systemd', `0::/kubepods.slice/kubepods-pod${UID_}.slice/cri-containerd-${ID}.scope\n`, { containerId: ID, podUid: UID }],
+    [
+      'guaranteed pod, systemd',
+      `0::/kubepods.slice/kubepods-pod${UID_}.slice/cri-containerd-${ID}.scope\n`,
+      { containerId: ID, podUid: UID },
+    ],
     ['Docker, systemd', `0::/system.slice/docker-${ID}.scope\n`, { containerId: ID, podUid: null }],
     ['Docker, cgroupfs v1', v1(`/docker/${ID}`), { containerId: ID, podUid: null }],
     ['cgroup namespace: path relative to the reader', `0::/../../pod${UID}/${ID}\n`, { containerId: ID, podUid: UID }],
     // The corpus machine (hybrid): every v1 hierarchy and 0:: show runc's cgroupsPath.
-    ['plain runc cgroupsPath (corpus)', v1('/probe/corpus-a') + '0::/probe/corpus-a\n', { containerId: 'corpus-a', podUid: null }],
+    [
+      'plain runc cgroupsPath (corpus)',
+      v1('/probe/corpus-a') + '0::/probe/corpus-a\n',
+      { containerId: 'corpus-a', podUid: null },
+    ],
     [
       'runc without cgroupsPath (memory differs)',
       v1('/corpus-c', '/process_api/031bc49dc19c85b91a9ddb1a2fd3b5fc/corpus-c') + '0::/corpus-c\n',
       { containerId: 'corpus-c', podUid: null },
     ],
-    ['host process (this machine: memory under /process_api)', v1('/', '/process_api/f8b0aaa853324207ee6d16e3c8fc418d') + '0::/\n', null],
+    [
+      'host process (this machine: memory under /process_api)',
+      v1('/', '/process_api/f8b0aaa853324207ee6d16e3c8fc418d') + '0::/\n',
+      null,
+    ],
     ['host process, pure v2', '0::/\n', null],
     ['systemd service', '0::/system.slice/cron.service\n', null],
     ['login session', '0::/user.slice/user-1000.slice/session-3.scope\n', null],
@@ -48,19 +60,26 @@ t.test('cgroup layouts → container id and pod uid', async (t) => {
 });
 
 t.test('start time is field 22, after a comm with spaces and parentheses', async (t) => {
-  const stat = '4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 86688 3133440 362 18446744073709551615';
+  const stat =
+    '4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 86688 3133440 362 18446744073709551615';
   t.equal(startTimeFromStat(stat), 86688);
   t.equal(startTimeFromStat('garbage'), undefined);
 });
 
 /** A /proc tree of our own: btime and per-pid stat and cgroup files. */
-function fakeProc(t: Test, btime: number): { root: string; put(pid: number, startTicks: number, cgroup: string): void; kill(pid: number): void } {
+function fakeProc(
+  t: Test,
+  btime: number,
+): { root: string; put(pid: number, startTicks: number, cgroup: string): void; kill(pid: number): void } {
   const root = t.testdir({ stat: `cpu  1 2 3\nbtime ${btime}\nprocesses 1\n` });
   return {
     root,
     put(pid, startTicks, cgroup) {
       mkdirSync(join(root, String(pid)), { recursive: true });
-      writeFileSync(join(root, String(pid), 'stat'), `${pid} (sh) S 1 ${pid} ${pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 ${startTicks} 0 0`);
+      writeFileSync(
+        join(root, String(pid), 'stat'),
+        `${pid} (sh) S 1 ${pid} ${pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 ${startTicks} 0 0`,
+      );
       writeFileSync(join(root, String(pid), 'cgroup'), cgroup);
     },
     kill(pid) {
@@ -75,29 +94,57 @@ const POD: V1Pod = {
   apiVersion: 'v1',
   kind: 'Pod',
   metadata: { name: 'nginx-7c5ddbdf54-x2x9k', namespace: 'seccomp-test', uid: UID },
-  spec: { nodeName: 'node1', containers: [{ name: 'nginx', image: 'nginx:1.25' }], initContainers: [{ name: 'init', image: 'busybox' }] },
+  spec: {
+    nodeName: 'node1',
+    containers: [{ name: 'nginx', image: 'nginx:1.25' }],
+    initContainers: [{ name: 'init', image: 'busybox' }],
+  },
   status: {
     phase: 'Running',
     containerStatuses: [
       {
-        name: 'nginx', image: 'nginx:1.25', imageID: '', ready: true, restartCount: 1,
+        name: 'nginx',
+        image: 'nginx:1.25',
+        imageID: '',
+        ready: true,
+        restartCount: 1,
         containerID: `containerd://${ID}`,
         lastState: { terminated: { exitCode: 137, containerID: `containerd://${'b'.repeat(64)}` } },
       },
     ],
     initContainerStatuses: [
-      { name: 'init', image: 'busybox', imageID: '', ready: true, restartCount: 0, containerID: `containerd://${'c'.repeat(64)}` },
+      {
+        name: 'init',
+        image: 'busybox',
+        imageID: '',
+        ready: true,
+        restartCount: 0,
+        containerID: `containerd://${'c'.repeat(64)}`,
+      },
     ],
     ephemeralContainerStatuses: [
-      { name: 'debugger', image: 'busybox', imageID: '', ready: false, restartCount: 0, containerID: `cri-o://${'d'.repeat(64)}` },
+      {
+        name: 'debugger',
+        image: 'busybox',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        containerID: `cri-o://${'d'.repeat(64)}`,
+      },
     ],
   },
 };
 
 t.test('StaticPodIndex: containers, init, ephemeral and previous instances', async (t) => {
-  t.same(containerIdsOfPod(POD).map((e) => [e.id.slice(0, 4), e.ref.container]), [
-    [ID.slice(0, 4), 'nginx'], ['bbbb', 'nginx'], ['cccc', 'init'], ['dddd', 'debugger'],
-  ]);
+  t.same(
+    containerIdsOfPod(POD).map((e) => [e.id.slice(0, 4), e.ref.container]),
+    [
+      [ID.slice(0, 4), 'nginx'],
+      ['bbbb', 'nginx'],
+      ['cccc', 'init'],
+      ['dddd', 'debugger'],
+    ],
+  );
   const idx = new StaticPodIndex([POD]);
   t.same(idx.byContainerId(ID), { namespace: 'seccomp-test', pod: 'nginx-7c5ddbdf54-x2x9k', container: 'nginx' });
   t.same(idx.byContainerId('d'.repeat(64))?.container, 'debugger');
@@ -115,8 +162,25 @@ t.test('Attributor: pod, container-only, host, gone, reused pid', async (t) => {
   proc.put(102, 700, '0::/\n');
   const a = new Attributor({ proc: procReader(proc.root), podIndex: new StaticPodIndex([POD]) });
 
-  t.match(a.attribute(100, at(10)), { kind: 'pod', containerId: ID, podUid: UID, namespace: 'seccomp-test', pod: 'nginx-7c5ddbdf54-x2x9k', container: 'nginx' });
-  t.match(a.attribute(101, at(10)), { kind: 'container', containerId: 'e'.repeat(64), namespace: 'seccomp-test', pod: 'nginx-7c5ddbdf54-x2x9k', container: null }, 'pod known by uid, container not yet');
+  t.match(a.attribute(100, at(10)), {
+    kind: 'pod',
+    containerId: ID,
+    podUid: UID,
+    namespace: 'seccomp-test',
+    pod: 'nginx-7c5ddbdf54-x2x9k',
+    container: 'nginx',
+  });
+  t.match(
+    a.attribute(101, at(10)),
+    {
+      kind: 'container',
+      containerId: 'e'.repeat(64),
+      namespace: 'seccomp-test',
+      pod: 'nginx-7c5ddbdf54-x2x9k',
+      container: null,
+    },
+    'pod known by uid, container not yet',
+  );
   t.match(a.attribute(102, at(10)), { kind: 'host', containerId: null });
   t.match(a.attribute(999, at(10)), { kind: 'unknown' }, 'never seen and gone');
 
@@ -129,7 +193,11 @@ t.test('Attributor: pod, container-only, host, gone, reused pid', async (t) => {
   // a record from before the new process started never gets the new one.
   a.newBatch();
   proc.put(100, 2000, '0::/\n');
-  t.match(a.attribute(100, at(10)), { kind: 'pod', containerId: ID }, 'record older than the new process: the old one made it');
+  t.match(
+    a.attribute(100, at(10)),
+    { kind: 'pod', containerId: ID },
+    'record older than the new process: the old one made it',
+  );
   t.match(a.attribute(100, at(25)), { kind: 'host' }, 'record after the new process started: the new one');
 
   // A pid we never saw before whose current process started after the record: unknown, not misattributed.
@@ -140,7 +208,11 @@ t.test('Attributor: pod, container-only, host, gone, reused pid', async (t) => {
 t.test('Attributor reads /proc once per pid per batch', async (t) => {
   let reads = 0;
   const real = procReader('/proc');
-  const counting = { ...real, cgroup: (pid: number) => (reads++, real.cgroup(pid)), stat: (pid: number) => (reads++, real.stat(pid)) };
+  const counting = {
+    ...real,
+    cgroup: (pid: number) => (reads++, real.cgroup(pid)),
+    stat: (pid: number) => (reads++, real.stat(pid)),
+  };
   const a = new Attributor({ proc: counting, podIndex: EMPTY_POD_INDEX });
   a.newBatch();
   for (let i = 0; i < 50; i++) a.attribute(process.pid, Date.now());
@@ -160,9 +232,21 @@ t.test('vanished children are matched to the one container that just forked with
 
   t.match(a.attribute(100, at(0), { comm: 'sh', syscall: 'clone' }), { containerId: A });
   // pid 101 never existed in /proc for us: its first record still has the parent's comm.
-  t.match(a.attribute(101, at(1), { comm: 'sh', syscall: 'rt_sigaction' }), { kind: 'container', containerId: A }, 'child of the forking shell');
-  t.match(a.attribute(101, at(2), { comm: 'uname', syscall: 'uname' }), { containerId: A }, 'its records after execve too');
-  t.match(a.attribute(102, at(3), { comm: 'nginx', syscall: 'read' }), { kind: 'unknown' }, 'another comm is not matched');
+  t.match(
+    a.attribute(101, at(1), { comm: 'sh', syscall: 'rt_sigaction' }),
+    { kind: 'container', containerId: A },
+    'child of the forking shell',
+  );
+  t.match(
+    a.attribute(101, at(2), { comm: 'uname', syscall: 'uname' }),
+    { containerId: A },
+    'its records after execve too',
+  );
+  t.match(
+    a.attribute(102, at(3), { comm: 'nginx', syscall: 'read' }),
+    { kind: 'unknown' },
+    'another comm is not matched',
+  );
   t.match(a.attribute(103, at(5000), { comm: 'sh', syscall: 'read' }), { kind: 'unknown' }, 'too long after the fork');
 
   // Two containers fork a "sh" at the same time: a vanished "sh" could be either.

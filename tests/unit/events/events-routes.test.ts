@@ -18,7 +18,10 @@ import { eventsRoutes, parseSince } from '../../../agent/src/http/events-routes.
 import { createMetrics, metricsRoutes } from '../../../agent/src/http/metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const corpusLines = readFileSync(join(here, '..', '..', '..', '..', 'shared', 'node-facts', 'corpus', 'audit-enriched.log'), 'latin1')
+const corpusLines = readFileSync(
+  join(here, '..', '..', '..', '..', 'shared', 'node-facts', 'corpus', 'audit-enriched.log'),
+  'latin1',
+)
   .split('\n')
   .filter((l) => l !== '');
 
@@ -44,13 +47,24 @@ function corpusStore(t: Test, ringSize = 10_000) {
   const podIndex = new StaticPodIndex([
     {
       metadata: { name: 'web', namespace: 'shop', uid: '11111111-2222-3333-4444-555555555555' },
-      status: { containerStatuses: [{ name: 'app', image: 'x', imageID: '', ready: true, restartCount: 0, containerID: 'containerd://corpus-a' }] },
+      status: {
+        containerStatuses: [
+          { name: 'app', image: 'x', imageID: '', ready: true, restartCount: 0, containerID: 'containerd://corpus-a' },
+        ],
+      },
     },
   ]);
   const attributor = new Attributor({ proc: procReader(root), podIndex });
   const store = new EventStore({ ringSize });
   const metrics = createMetrics({ node: 'node1', processMetrics: false });
-  const ingest = new Ingest({ node: 'node1', resolve: resolveAuditSyscall, strict: true, attributor, store, metrics: metrics.events });
+  const ingest = new Ingest({
+    node: 'node1',
+    resolve: resolveAuditSyscall,
+    strict: true,
+    attributor,
+    store,
+    metrics: metrics.events,
+  });
   ingest.lines(corpusLines);
   return { store, ingest, metrics };
 }
@@ -58,7 +72,12 @@ function corpusStore(t: Test, ringSize = 10_000) {
 async function app(t: Test, ringSize?: number) {
   const s = corpusStore(t, ringSize);
   const a = Fastify();
-  await a.register(eventsRoutes, { store: s.store, node: 'node1', now: () => Date.parse('2026-11-28T13:00:00Z'), heartbeatMs: 50 });
+  await a.register(eventsRoutes, {
+    store: s.store,
+    node: 'node1',
+    now: () => Date.parse('2026-11-28T13:00:00Z'),
+    heartbeatMs: 50,
+  });
   await a.register(metricsRoutes, { registry: s.metrics.registry });
   t.teardown(() => a.close());
   return { app: a, ...s };
@@ -71,23 +90,74 @@ t.test('GET /v1/events: newest last, every documented field, filters and limit',
   const items = r.json().items as Record<string, unknown>[];
   t.equal(items.length, 5);
   const seqs = items.map((e) => e['seq'] as number);
-  t.same(seqs, [...seqs].sort((x, y) => x - y), 'newest last');
-  for (const k of ['time', 'node', 'namespace', 'pod', 'container', 'containerId', 'pid', 'comm', 'exe', 'uid', 'gid', 'arch', 'syscall', 'syscallNr', 'action', 'code', 'auditId']) {
+  t.same(
+    seqs,
+    [...seqs].sort((x, y) => x - y),
+    'newest last',
+  );
+  for (const k of [
+    'time',
+    'node',
+    'namespace',
+    'pod',
+    'container',
+    'containerId',
+    'pid',
+    'comm',
+    'exe',
+    'uid',
+    'gid',
+    'arch',
+    'syscall',
+    'syscallNr',
+    'action',
+    'code',
+    'auditId',
+  ]) {
     t.ok(k in (items[0] ?? {}), `event has ${k}`);
   }
 
-  const web = (await a.inject('/v1/events?namespace=shop&pod=web&container=app')).json().items as Record<string, unknown>[];
+  const web = (await a.inject('/v1/events?namespace=shop&pod=web&container=app')).json().items as Record<
+    string,
+    unknown
+  >[];
   t.ok(web.length > 0);
   t.ok(web.every((e) => e['containerId'] === 'corpus-a' && e['attribution'] === 'pod'));
-  t.match(web.find((e) => e['syscall'] === 'uname' && e['comm'] === 'uname'), { comm: 'uname', pid: 18105, arch: 'x86_64', syscallNr: 63, action: 'SCMP_ACT_LOG', code: '0x7ffc0000', node: 'node1' });
+  t.match(
+    web.find((e) => e['syscall'] === 'uname' && e['comm'] === 'uname'),
+    {
+      comm: 'uname',
+      pid: 18105,
+      arch: 'x86_64',
+      syscallNr: 63,
+      action: 'SCMP_ACT_LOG',
+      code: '0x7ffc0000',
+      node: 'node1',
+    },
+  );
 
-  const mix = (await a.inject('/v1/events?containerId=corpus-mix&syscall=mkdir')).json().items as Record<string, unknown>[];
-  t.same(mix.map((e) => [e['arch'], e['syscallNr']]), [['x86', 39]], 'i386 mkdir (39), not x86_64 getpid');
-  const x32 = (await a.inject('/v1/events?containerId=corpus-mix&syscall=getpid')).json().items as Record<string, unknown>[];
-  t.ok(x32.some((e) => e['arch'] === 'x32' && e['action'] === 'SCMP_ACT_KILL_THREAD'), 'the x32 call, killed');
+  const mix = (await a.inject('/v1/events?containerId=corpus-mix&syscall=mkdir')).json().items as Record<
+    string,
+    unknown
+  >[];
+  t.same(
+    mix.map((e) => [e['arch'], e['syscallNr']]),
+    [['x86', 39]],
+    'i386 mkdir (39), not x86_64 getpid',
+  );
+  const x32 = (await a.inject('/v1/events?containerId=corpus-mix&syscall=getpid')).json().items as Record<
+    string,
+    unknown
+  >[];
+  t.ok(
+    x32.some((e) => e['arch'] === 'x32' && e['action'] === 'SCMP_ACT_KILL_THREAD'),
+    'the x32 call, killed',
+  );
 
   // The corpus spans 2026-11-28T12:00:09.665Z .. 12:00:27.983Z.
-  const since = (await a.inject(`/v1/events?since=${encodeURIComponent('2026-11-28T12:00:20Z')}`)).json().items as { time: string }[];
+  const since = (await a.inject(`/v1/events?since=${encodeURIComponent('2026-11-28T12:00:20Z')}`)).json().items as {
+    time: string;
+  }[];
   t.ok(since.length > 0 && since.every((e) => e.time >= '2026-11-28T12:00:20'), 'since: an RFC 3339 time');
   const ago = (await a.inject('/v1/events?since=59m45s')).json().items as { time: string }[];
   t.ok(ago.length > 0 && ago.every((e) => e.time >= '2026-11-28T12:00:15'), 'since: a duration back from now');
@@ -120,7 +190,12 @@ t.test('GET /v1/events: bad query parameters get 400 with a message', async (t) 
 
 t.test('GET /v1/syscalls: per-container aggregates sorted by name, and a table', async (t) => {
   const { app: a } = await app(t, 50); // a tiny ring: aggregates must not depend on it
-  const items = (await a.inject('/v1/syscalls')).json().items as { containerId: string | null; pod: string | null; total: number; syscalls: { name: string; count: number; actions: string[] }[] }[];
+  const items = (await a.inject('/v1/syscalls')).json().items as {
+    containerId: string | null;
+    pod: string | null;
+    total: number;
+    syscalls: { name: string; count: number; actions: string[] }[];
+  }[];
   const byId = new Map(items.map((i) => [i.containerId, i]));
   t.same(items[0]?.pod, 'web', 'the pod-attributed container sorts first (namespace shop)');
   const long = byId.get('corpus-long');
@@ -139,7 +214,10 @@ t.test('GET /v1/syscalls: per-container aggregates sorted by name, and a table',
 
   const table = await a.inject('/v1/syscalls?format=table&containerId=corpus-kill');
   t.equal(table.headers['content-type'], 'text/plain; charset=utf-8');
-  t.match(table.body, /^NAMESPACE\s+POD\s+CONTAINER\s+CONTAINER ID\s+SYSCALL\s+COUNT\s+ACTIONS\n-\s+-\s+-\s+corpus-kill\s+mkdir\s+1\s+KILL_PROCESS\n$/);
+  t.match(
+    table.body,
+    /^NAMESPACE\s+POD\s+CONTAINER\s+CONTAINER ID\s+SYSCALL\s+COUNT\s+ACTIONS\n-\s+-\s+-\s+corpus-kill\s+mkdir\s+1\s+KILL_PROCESS\n$/,
+  );
 });
 
 t.test('GET /v1/suggest: a valid SeccompProfile allowing what was seen', async (t) => {
@@ -147,18 +225,26 @@ t.test('GET /v1/suggest: a valid SeccompProfile allowing what was seen', async (
   const r = await a.inject('/v1/suggest?namespace=shop&pod=web&container=app');
   t.equal(r.statusCode, 200);
   t.match(r.headers['content-type'], /^application\/yaml/);
-  const doc = parseYaml(r.body) as { metadata: { name: string; namespace: string }; spec: { defaultAction: string; architectures: string[]; syscalls: { action: string; names: string[] }[] } };
+  const doc = parseYaml(r.body) as {
+    metadata: { name: string; namespace: string };
+    spec: { defaultAction: string; architectures: string[]; syscalls: { action: string; names: string[] }[] };
+  };
   t.equal(doc.metadata.name, 'web-app');
   t.equal(doc.metadata.namespace, 'shop');
   t.equal(doc.spec.defaultAction, 'SCMP_ACT_ERRNO');
   t.same(doc.spec.architectures, ['SCMP_ARCH_X86_64']);
-  const seen = ((await a.inject('/v1/syscalls?pod=web')).json().items[0].syscalls as { name: string }[]).map((s) => s.name);
+  const seen = ((await a.inject('/v1/syscalls?pod=web')).json().items[0].syscalls as { name: string }[]).map(
+    (s) => s.name,
+  );
   t.same(doc.spec.syscalls, [{ action: 'SCMP_ACT_ALLOW', names: seen }], 'exactly the observed syscalls');
   const allNames = Object.values(SYSCALL_TABLES).flatMap((rows) => rows.map(([, n]) => n));
   const check = validateProfile(doc, { isKnown: isKnownSyscall, allNames: () => allNames });
   t.ok(check.ok, `our own validator accepts it: ${JSON.stringify(check.ok ? [] : check.errors)}`);
 
-  const mix = parseYaml((await a.inject('/v1/suggest?containerId=corpus-mix&name=mix-profile')).body) as { metadata: { name: string; namespace?: string }; spec: { architectures: string[] } };
+  const mix = parseYaml((await a.inject('/v1/suggest?containerId=corpus-mix&name=mix-profile')).body) as {
+    metadata: { name: string; namespace?: string };
+    spec: { architectures: string[] };
+  };
   t.equal(mix.metadata.name, 'mix-profile');
   t.equal(mix.metadata.namespace, undefined, 'no namespace for a container outside any pod');
   t.same(mix.spec.architectures, ['SCMP_ARCH_X32', 'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64'], 'every arch seen');
@@ -171,37 +257,39 @@ t.test('GET /v1/suggest: a valid SeccompProfile allowing what was seen', async (
 
 /** Opens a follow stream on a real socket; resolves with a reader of its body. */
 function openStream(url: string, headers: Record<string, string> = {}) {
-  return new Promise<{ status: number; type: string; next(n: number): Promise<string>; close(): void }>((resolve, reject) => {
-    const req = request(url, { headers }, (res) => {
-      let buf = '';
-      const waiters: (() => void)[] = [];
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        buf += d;
-        for (const w of waiters.splice(0)) w();
-      });
-      resolve({
-        status: res.statusCode ?? 0,
-        type: String(res.headers['content-type']),
-        next: async (n) => {
-          // Waits for n complete frames (NDJSON lines, or SSE events ending in a blank line).
-          const sep = headers['accept'] === 'text/event-stream' ? '\n\n' : '\n';
-          for (;;) {
-            const frames = buf.split(sep);
-            if (frames.length - 1 >= n) {
-              const out = frames.slice(0, n).join(sep);
-              buf = frames.slice(n).join(sep);
-              return out;
+  return new Promise<{ status: number; type: string; next(n: number): Promise<string>; close(): void }>(
+    (resolve, reject) => {
+      const req = request(url, { headers }, (res) => {
+        let buf = '';
+        const waiters: (() => void)[] = [];
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          buf += d;
+          for (const w of waiters.splice(0)) w();
+        });
+        resolve({
+          status: res.statusCode ?? 0,
+          type: String(res.headers['content-type']),
+          next: async (n) => {
+            // Waits for n complete frames (NDJSON lines, or SSE events ending in a blank line).
+            const sep = headers['accept'] === 'text/event-stream' ? '\n\n' : '\n';
+            for (;;) {
+              const frames = buf.split(sep);
+              if (frames.length - 1 >= n) {
+                const out = frames.slice(0, n).join(sep);
+                buf = frames.slice(n).join(sep);
+                return out;
+              }
+              await new Promise<void>((r) => waiters.push(r));
             }
-            await new Promise<void>((r) => waiters.push(r));
-          }
-        },
-        close: () => req.destroy(),
+          },
+          close: () => req.destroy(),
+        });
       });
-    });
-    req.on('error', reject);
-    req.end();
-  });
+      req.on('error', reject);
+      req.end();
+    },
+  );
 }
 
 t.test('follow: NDJSON and SSE streams of new events, until the client leaves', async (t) => {
@@ -221,7 +309,10 @@ t.test('follow: NDJSON and SSE streams of new events, until the client leaves', 
   ingest.lines(corpusLines.slice(0, 100)); // the first 100 corpus lines again: corpus-long and corpus-a records
   const uname = corpusLines.slice(0, 100).filter((l) => / syscall=63 /.test(l)).length;
   const lines = (await nd.next(uname)).split('\n').map((l) => JSON.parse(l) as { syscall: string; seq: number });
-  t.ok(lines.every((e) => e.syscall === 'uname' && e.seq >= before), `${uname} uname events streamed`);
+  t.ok(
+    lines.every((e) => e.syscall === 'uname' && e.seq >= before),
+    `${uname} uname events streamed`,
+  );
   const frame = await sse.next(1);
   t.match(frame, /^id: \d+\ndata: \{.*"containerId":"corpus-a"/, 'SSE frames carry the seq as id');
 
@@ -231,7 +322,10 @@ t.test('follow: NDJSON and SSE streams of new events, until the client leaves', 
   t.equal(store.subscribers, 0, 'both subscriptions ended with their clients');
 
   // Resuming: Last-Event-ID replays what came after it from the ring.
-  const resume = await openStream(`${base}/v1/events`, { accept: 'text/event-stream', 'last-event-id': String(store.seq - 3) });
+  const resume = await openStream(`${base}/v1/events`, {
+    accept: 'text/event-stream',
+    'last-event-id': String(store.seq - 3),
+  });
   await resume.next(1);
   const replay = await resume.next(2);
   t.match(replay, new RegExp(`^id: ${store.seq - 2}\\n`));
@@ -241,7 +335,10 @@ t.test('follow: NDJSON and SSE streams of new events, until the client leaves', 
 t.test('/metrics: the reference operator names and ours', async (t) => {
   const { app: a } = await app(t);
   const text = (await a.inject('/metrics')).body;
-  t.match(text, /security_profiles_operator_seccomp_profile_audit_total\{node="node1",namespace="shop",pod="web",container="app",syscall="uname"\} 2/);
+  t.match(
+    text,
+    /security_profiles_operator_seccomp_profile_audit_total\{node="node1",namespace="shop",pod="web",container="app",syscall="uname"\} 2/,
+  );
   t.match(text, /seccomp_agent_audit_lines_total 412/);
   t.match(text, /seccomp_agent_audit_malformed_lines_total 0/);
   t.match(text, /# TYPE security_profiles_operator_seccomp_profile_total counter/);

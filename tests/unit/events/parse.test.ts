@@ -29,18 +29,47 @@ function rec(p: ParsedLine): SeccompRecord {
 // Names from scmp_sys_resolver 2.5.4 (`-a x86_64 N`, `-a x86 N`, `-a x32 N`), the oracle the
 // corpus README names. Every (arch, nr) pair of the corpus is here.
 const EXPECTED_NAMES: Record<string, string> = {
-  'x86_64:0': 'read', 'x86_64:1': 'write', 'x86_64:3': 'close', 'x86_64:9': 'mmap',
-  'x86_64:10': 'mprotect', 'x86_64:11': 'munmap', 'x86_64:12': 'brk', 'x86_64:13': 'rt_sigaction',
-  'x86_64:15': 'rt_sigreturn', 'x86_64:33': 'dup2', 'x86_64:39': 'getpid', 'x86_64:40': 'sendfile',
-  'x86_64:56': 'clone', 'x86_64:59': 'execve', 'x86_64:61': 'wait4', 'x86_64:63': 'uname',
-  'x86_64:79': 'getcwd', 'x86_64:83': 'mkdir', 'x86_64:89': 'readlink', 'x86_64:102': 'getuid',
-  'x86_64:110': 'getppid', 'x86_64:138': 'fstatfs', 'x86_64:157': 'prctl', 'x86_64:158': 'arch_prctl',
-  'x86_64:202': 'futex', 'x86_64:217': 'getdents64', 'x86_64:218': 'set_tid_address',
-  'x86_64:230': 'clock_nanosleep', 'x86_64:231': 'exit_group', 'x86_64:233': 'epoll_ctl',
-  'x86_64:257': 'openat', 'x86_64:258': 'mkdirat', 'x86_64:262': 'newfstatat',
-  'x86_64:273': 'set_robust_list', 'x86_64:293': 'pipe2', 'x86_64:302': 'prlimit64',
-  'x86_64:318': 'getrandom', 'x86_64:334': 'rseq',
-  'x86:20': 'getpid', 'x86:39': 'mkdir', 'x86:122': 'uname',
+  'x86_64:0': 'read',
+  'x86_64:1': 'write',
+  'x86_64:3': 'close',
+  'x86_64:9': 'mmap',
+  'x86_64:10': 'mprotect',
+  'x86_64:11': 'munmap',
+  'x86_64:12': 'brk',
+  'x86_64:13': 'rt_sigaction',
+  'x86_64:15': 'rt_sigreturn',
+  'x86_64:33': 'dup2',
+  'x86_64:39': 'getpid',
+  'x86_64:40': 'sendfile',
+  'x86_64:56': 'clone',
+  'x86_64:59': 'execve',
+  'x86_64:61': 'wait4',
+  'x86_64:63': 'uname',
+  'x86_64:79': 'getcwd',
+  'x86_64:83': 'mkdir',
+  'x86_64:89': 'readlink',
+  'x86_64:102': 'getuid',
+  'x86_64:110': 'getppid',
+  'x86_64:138': 'fstatfs',
+  'x86_64:157': 'prctl',
+  'x86_64:158': 'arch_prctl',
+  'x86_64:202': 'futex',
+  'x86_64:217': 'getdents64',
+  'x86_64:218': 'set_tid_address',
+  'x86_64:230': 'clock_nanosleep',
+  'x86_64:231': 'exit_group',
+  'x86_64:233': 'epoll_ctl',
+  'x86_64:257': 'openat',
+  'x86_64:258': 'mkdirat',
+  'x86_64:262': 'newfstatat',
+  'x86_64:273': 'set_robust_list',
+  'x86_64:293': 'pipe2',
+  'x86_64:302': 'prlimit64',
+  'x86_64:318': 'getrandom',
+  'x86_64:334': 'rseq',
+  'x86:20': 'getpid',
+  'x86:39': 'mkdir',
+  'x86:122': 'uname',
   'x32:1073741863': 'getpid',
 };
 
@@ -70,8 +99,11 @@ function checkEveryLine(t: Test, name: string, expectSeccomp: number, strictMode
 
 t.test('every line of audit-enriched.log parses; SECCOMP lines resolve to the README names', async (t) => {
   const recs = checkEveryLine(t, 'audit-enriched.log', 321, true);
-  t.same([...new Set(recs.map((r) => `${r.arch}:${r.syscallNr}`))].sort(), Object.keys(EXPECTED_NAMES).sort(),
-    'the corpus holds exactly the README pairs');
+  t.same(
+    [...new Set(recs.map((r) => `${r.arch}:${r.syscallNr}`))].sort(),
+    Object.keys(EXPECTED_NAMES).sort(),
+    'the corpus holds exactly the README pairs',
+  );
 });
 
 t.test('every line of audit-raw.log parses', async (t) => {
@@ -82,9 +114,13 @@ t.test('every line of kmsg.log (dmesg form) and kmsg-raw.log (/dev/kmsg form) pa
   const a = checkEveryLine(t, 'kmsg.log', 23, false);
   const b = checkEveryLine(t, 'kmsg-raw.log', 23, false);
   t.same(a, b, 'both forms give the same records');
-  const lost = corpus('kmsg.log').map((l) => parseLine(l, opts)).filter((p) => p.kind === 'lost');
+  const lost = corpus('kmsg.log')
+    .map((l) => parseLine(l, opts))
+    .filter((p) => p.kind === 'lost');
   t.same(lost, [{ kind: 'lost', count: 90 }], '"90 callbacks suppressed" is 90 lost records');
-  const lostRaw = corpus('kmsg-raw.log').map((l) => parseLine(l, opts)).filter((p) => p.kind === 'lost');
+  const lostRaw = corpus('kmsg-raw.log')
+    .map((l) => parseLine(l, opts))
+    .filter((p) => p.kind === 'lost');
   t.same(lostRaw, [{ kind: 'lost', count: 90 }]);
 });
 
@@ -92,13 +128,33 @@ t.test('the README lines, field by field', async (t) => {
   const e = corpus('audit-enriched.log');
   const at = (n: number): SeccompRecord => rec(parseLine(e[n - 1] ?? '', strict));
 
-  t.same(at(2), {
-    time: 1795867209801, serial: 61933, auditId: '1795867209.801:61933',
-    auid: 4294967295, uid: 0, gid: 0, ses: 4294967295, pid: 18011,
-    comm: 'runc:[2:INIT]', exe: '/', sig: 0,
-    auditArch: 'c000003e', arch: 'x86_64', syscallNr: 3, syscall: 'close',
-    compat: 0, ip: '0x40828e', code: 0x7ffc0000, action: 'SCMP_ACT_LOG', errno: null, data: 0,
-  }, 'line 2: every field');
+  t.same(
+    at(2),
+    {
+      time: 1795867209801,
+      serial: 61933,
+      auditId: '1795867209.801:61933',
+      auid: 4294967295,
+      uid: 0,
+      gid: 0,
+      ses: 4294967295,
+      pid: 18011,
+      comm: 'runc:[2:INIT]',
+      exe: '/',
+      sig: 0,
+      auditArch: 'c000003e',
+      arch: 'x86_64',
+      syscallNr: 3,
+      syscall: 'close',
+      compat: 0,
+      ip: '0x40828e',
+      code: 0x7ffc0000,
+      action: 'SCMP_ACT_LOG',
+      errno: null,
+      data: 0,
+    },
+    'line 2: every field',
+  );
   t.match(at(4), { syscall: 'openat', comm: 'runc:[2:INIT]' });
   t.match(at(11), { syscall: 'getdents64' });
   t.match(at(62), { syscall: 'clock_nanosleep', comm: 'sleep' });
@@ -108,7 +164,14 @@ t.test('the README lines, field by field', async (t) => {
   t.match(at(122), { arch: 'x86', auditArch: '40000003', syscallNr: 20, syscall: 'getpid', compat: 1 });
   t.match(at(123), { arch: 'x86', syscallNr: 39, syscall: 'mkdir', compat: 1 });
   t.match(at(124), { arch: 'x86', syscallNr: 122, syscall: 'uname' });
-  t.match(at(125), { arch: 'x32', syscallNr: 1073741863, syscall: 'getpid', code: 0, action: 'SCMP_ACT_KILL_THREAD', sig: 31 });
+  t.match(at(125), {
+    arch: 'x32',
+    syscallNr: 1073741863,
+    syscall: 'getpid',
+    code: 0,
+    action: 'SCMP_ACT_KILL_THREAD',
+    sig: 31,
+  });
   t.match(at(127), { syscall: 'mkdir', action: 'SCMP_ACT_KILL_THREAD' });
   t.match(at(384), { syscall: 'uname', serial: 62277 });
   t.equal(parseLine(e[384] ?? '', strict).kind, 'other', "line 385: the rule's SYSCALL record is not a seccomp event");
@@ -116,11 +179,25 @@ t.test('the README lines, field by field', async (t) => {
 
   const k = corpus('kmsg.log');
   const kat = (n: number): SeccompRecord => rec(parseLine(k[n - 1] ?? '', opts));
-  t.match(kat(3), { syscall: 'mkdir', code: 0x80000000, pid: 14219, comm: 'mkdir', exe: '/bin/busybox', time: 1795867123853, serial: 61799 });
+  t.match(kat(3), {
+    syscall: 'mkdir',
+    code: 0x80000000,
+    pid: 14219,
+    comm: 'mkdir',
+    exe: '/bin/busybox',
+    time: 1795867123853,
+    serial: 61799,
+  });
   t.match(kat(5), { syscall: 'mkdirat', code: 0x50000, action: 'SCMP_ACT_ERRNO' });
   t.match(kat(9), { syscall: 'getdents64' });
-  t.same([11, 12, 13].map((n) => kat(n).syscall), ['getpid', 'mkdir', 'uname']);
-  t.same([11, 12, 13].map((n) => kat(n).arch), ['x86', 'x86', 'x86']);
+  t.same(
+    [11, 12, 13].map((n) => kat(n).syscall),
+    ['getpid', 'mkdir', 'uname'],
+  );
+  t.same(
+    [11, 12, 13].map((n) => kat(n).arch),
+    ['x86', 'x86', 'x86'],
+  );
 });
 
 t.test('syslog prefixes around the kernel text', async (t) => {
@@ -149,7 +226,11 @@ t.test('kernel-log records from user space are not audit records', async (t) => 
   t.equal(parseLine(fake, opts).kind, 'other');
   t.equal(parseLine('12,901,555905776,-;kauditd_printk_skb: 5 callbacks suppressed', opts).kind, 'other');
   t.same(parseLine('4,902,555905776,-;kauditd_printk_skb: 5 callbacks suppressed', opts), { kind: 'lost', count: 5 });
-  t.equal(parseLine('4,903,1,-;net_ratelimit: 5 callbacks suppressed', opts).kind, 'other', 'other subsystems are not audit loss');
+  t.equal(
+    parseLine('4,903,1,-;net_ratelimit: 5 callbacks suppressed', opts).kind,
+    'other',
+    'other subsystems are not audit loss',
+  );
 });
 
 t.test('comm and exe: quoted, hex-encoded, (null)', async (t) => {

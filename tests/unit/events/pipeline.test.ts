@@ -11,14 +11,18 @@ import { isAgentError } from '../../../shared/errors.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const corpusDir = join(here, '..', '..', '..', '..', 'shared', 'node-facts', 'corpus');
-const lines = (name: string): string[] => readFileSync(join(corpusDir, name), 'latin1').split('\n').filter((l) => l !== '');
+const lines = (name: string): string[] =>
+  readFileSync(join(corpusDir, name), 'latin1')
+    .split('\n')
+    .filter((l) => l !== '');
 const SECCOMP = lines('audit-enriched.log').filter((l) => l.startsWith('type=SECCOMP '));
 
 function logger(t: Test) {
   const records: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l !== '') records.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString().split('\n'))
+        if (l !== '') records.push(JSON.parse(l) as Record<string, unknown>);
       cb();
     },
   });
@@ -32,7 +36,14 @@ async function pipeline(t: Test, file: string, over: Partial<EventPipelineDeps>)
   const dir = t.testdir({ proc: { stat: 'btime 1795860000\n' }, [file]: '' });
   const procRoot = join(dir, 'proc');
   const path = join(dir, file);
-  const p = await startEventPipeline({ node: 'node1', logger: log, proc: procReader(procRoot), pollIntervalMs: 60_000, auditLog: path, ...over });
+  const p = await startEventPipeline({
+    node: 'node1',
+    logger: log,
+    proc: procReader(procRoot),
+    pollIntervalMs: 60_000,
+    auditLog: path,
+    ...over,
+  });
   t.teardown(() => p.stop());
   return { p, logs: records, procRoot, path };
 }
@@ -48,7 +59,10 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
 t.test('chooseSource: explicit settings and paths', async (t) => {
   t.match(await chooseSource('auditd', undefined), { kind: 'auditd', path: '/var/log/audit/audit.log' });
   t.match(await chooseSource('kmsg', undefined), { kind: 'kmsg', path: '/dev/kmsg' });
-  t.match(await chooseSource('auto', '/host/var/log/audit/audit.log'), { kind: 'auditd', path: '/host/var/log/audit/audit.log' });
+  t.match(await chooseSource('auto', '/host/var/log/audit/audit.log'), {
+    kind: 'auditd',
+    path: '/host/var/log/audit/audit.log',
+  });
   t.match(await chooseSource('auto', '/host/var/log/kern.log'), { kind: 'syslog' });
   t.match(await chooseSource('syslog', '/x/messages'), { kind: 'syslog', path: '/x/messages' });
   const auto = await chooseSource('auto', undefined);
@@ -62,7 +76,10 @@ t.test('chooseSource: explicit settings and paths', async (t) => {
     },
   }).catch((e: unknown) => e);
   t.ok(isAgentError(noSyslog));
-  t.match((noSyslog as Error).message, /audit source syslog: none of \/var\/log\/syslog, \/var\/log\/kern.log, \/var\/log\/messages exists; give the file with --audit-log/);
+  t.match(
+    (noSyslog as Error).message,
+    /audit source syslog: none of \/var\/log\/syslog, \/var\/log\/kern.log, \/var\/log\/messages exists; give the file with --audit-log/,
+  );
 });
 
 t.test('a generated audit.log: every corpus SECCOMP line becomes one named event', async (t) => {
@@ -76,7 +93,10 @@ t.test('a generated audit.log: every corpus SECCOMP line becomes one named event
   t.equal(st.unattributed, 321, 'the corpus pids do not exist in this test proc tree');
   const evs = p.store.events({}, 10_000);
   t.equal(evs.length, 321);
-  t.ok(evs.every((e) => e.syscall !== null), 'every one named');
+  t.ok(
+    evs.every((e) => e.syscall !== null),
+    'every one named',
+  );
   t.equal(new Set(evs.map((e) => e.auditId)).size, 321, 'no record twice');
 });
 
@@ -103,9 +123,13 @@ t.test('20 rotations of a generated log (rename + create, as auditd does) while 
   const rotate = (): void => {
     const numLogs = 5;
     if (existsSync(`${path}.${numLogs - 1}`)) rmSync(`${path}.${numLogs - 1}`);
-    for (let n = numLogs - 2; n >= 1; n--) if (existsSync(`${path}.${n}`)) renameSync(`${path}.${n}`, `${path}.${n + 1}`);
+    for (let n = numLogs - 2; n >= 1; n--)
+      if (existsSync(`${path}.${n}`)) renameSync(`${path}.${n}`, `${path}.${n + 1}`);
     renameSync(path, `${path}.1`);
-    writeFileSync(path, `type=DAEMON_ROTATE msg=audit(1795867210.486:${serial}): op=rotate-logs auid=0 uid=0 ses=4294967295 pid=1 res=success\n`);
+    writeFileSync(
+      path,
+      `type=DAEMON_ROTATE msg=audit(1795867210.486:${serial}): op=rotate-logs auid=0 uid=0 ses=4294967295 pid=1 res=success\n`,
+    );
   };
   let written = 0;
   for (let r = 0; r < 20; r++) {
@@ -138,13 +162,21 @@ t.test('attribution through the pipeline: a live pid in a container cgroup', asy
   const id = 'f'.repeat(64);
   mkdirSync(join(procRoot, '18105'));
   writeFileSync(join(procRoot, '18105', 'stat'), '18105 (uname) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0');
-  writeFileSync(join(procRoot, '18105', 'cgroup'), `0::/kubepods/besteffort/pod0b7e3f8a-1111-2222-3333-444455556666/${id}\n`);
+  writeFileSync(
+    join(procRoot, '18105', 'cgroup'),
+    `0::/kubepods/besteffort/pod0b7e3f8a-1111-2222-3333-444455556666/${id}\n`,
+  );
   const unameLines = SECCOMP.filter((l) => l.includes(' pid=18105 '));
   appendFileSync(path, unameLines.join('\n') + '\n');
   await until(() => p.stats().records === unameLines.length, 'uname records');
   const evs = p.store.events({ containerId: id }, 100);
   t.equal(evs.length, unameLines.length);
-  t.match(evs[0], { containerId: id, podUid: '0b7e3f8a-1111-2222-3333-444455556666', attribution: 'container', comm: 'uname' });
+  t.match(evs[0], {
+    containerId: id,
+    podUid: '0b7e3f8a-1111-2222-3333-444455556666',
+    attribution: 'container',
+    comm: 'uname',
+  });
 });
 
 t.test('metrics: the pipeline counts into prom-client and its gauges are read at scrape time', async (t) => {
@@ -161,7 +193,10 @@ t.test('metrics: the pipeline counts into prom-client and its gauges are read at
   t.match(text, /^seccomp_agent_containers_tracked 1$/m);
   t.match(text, /^seccomp_agent_audit_tail_lag_bytes 0$/m);
   t.match(text, /^seccomp_agent_audit_tail_lag_seconds \d+/m);
-  t.match(text, /^security_profiles_operator_seccomp_profile_audit_total\{node="node1",namespace="",pod="",container="",syscall="openat"\} \d+$/m);
+  t.match(
+    text,
+    /^security_profiles_operator_seccomp_profile_audit_total\{node="node1",namespace="",pod="",container="",syscall="openat"\} \d+$/m,
+  );
   metrics.profiles.operation('update');
   metrics.profiles.error('WriteFailed');
   const after = await metrics.registry.metrics();

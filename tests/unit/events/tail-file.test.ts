@@ -1,4 +1,13 @@
-import { appendFileSync, copyFileSync, existsSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FileTailer, type TailEvent, type TailFrom } from '../../../agent/src/events/tail-file.js';
@@ -20,7 +29,10 @@ interface Harness {
   tailer: FileTailer;
 }
 
-async function tail(t: Test, opts: { from?: TailFrom; poll?: number; content?: string; create?: boolean } = {}): Promise<Harness> {
+async function tail(
+  t: Test,
+  opts: { from?: TailFrom; poll?: number; content?: string; create?: boolean } = {},
+): Promise<Harness> {
   const dir = t.testdir({});
   const path = join(dir, 'audit.log');
   if (opts.create !== false) writeFileSync(path, opts.content ?? '');
@@ -48,13 +60,18 @@ function rotate(path: string, numLogs: number): void {
   writeFileSync(path, '');
 }
 
-const rec = (i: number): string => `type=SECCOMP msg=audit(1795867209.801:${i}): pid=1 arch=c000003e syscall=0 code=0x7ffc0000\n`;
+const rec = (i: number): string =>
+  `type=SECCOMP msg=audit(1795867209.801:${i}): pid=1 arch=c000003e syscall=0 code=0x7ffc0000\n`;
 
 function checkExactlyOnce(t: Test, lines: string[], n: number): void {
   t.equal(lines.length, n, `${n} lines delivered`);
   const serials = lines.map((l) => Number(/:(\d+)\)/.exec(l)?.[1]));
   t.equal(new Set(serials).size, n, 'no line delivered twice');
-  t.same([...serials].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i), 'every line delivered');
+  t.same(
+    [...serials].sort((a, b) => a - b),
+    Array.from({ length: n }, (_, i) => i),
+    'every line delivered',
+  );
 }
 
 t.test('LineSplitter holds back an incomplete last line', async (t) => {
@@ -129,8 +146,15 @@ t.test('several rotations before the tailer runs: files rotated in between are r
   await until(() => h.lines.length === i, `record ${i}`);
   checkExactlyOnce(t, h.lines, i);
   const serials = h.lines.map((l) => Number(/:(\d+)\)/.exec(l)?.[1]));
-  t.same(serials, [...serials].sort((a, b) => a - b), 'in write order');
-  t.match(h.events.find((e) => e.type === 'rotated'), { intermediates: 5 });
+  t.same(
+    serials,
+    [...serials].sort((a, b) => a - b),
+    'in write order',
+  );
+  t.match(
+    h.events.find((e) => e.type === 'rotated'),
+    { intermediates: 5 },
+  );
 });
 
 t.test('inode numbers reused by rotation do not confuse the tailer', async (t) => {
@@ -166,7 +190,10 @@ t.test('copy-truncate: unread lines are taken from the copy, nothing twice', asy
   checkExactlyOnce(t, h.lines, i);
   const tr = h.events.filter((e) => e.type === 'truncated');
   t.equal(tr.length, 5);
-  t.ok(tr.every((e) => e.type === 'truncated' && e.recoveredBytes > 0 && !e.possibleLoss), 'each recovered from the copy');
+  t.ok(
+    tr.every((e) => e.type === 'truncated' && e.recoveredBytes > 0 && !e.possibleLoss),
+    'each recovered from the copy',
+  );
 });
 
 t.test('truncated and rewritten past the old size (no copy): the new content is read from its start', async (t) => {
@@ -176,7 +203,10 @@ t.test('truncated and rewritten past the old size (no copy): the new content is 
   writeFileSync(h.path, 'b1 is a longer line\nb2 is a longer line\n'); // O_TRUNC then write: larger than before
   await until(() => h.lines.length === 4, 'b lines');
   t.same(h.lines, ['a1', 'a2', 'b1 is a longer line', 'b2 is a longer line']);
-  t.match(h.events.find((e) => e.type === 'truncated'), { possibleLoss: true });
+  t.match(
+    h.events.find((e) => e.type === 'truncated'),
+    { possibleLoss: true },
+  );
 });
 
 t.test('a writer that still appends to the rotated-away file is read during the grace period', async (t) => {

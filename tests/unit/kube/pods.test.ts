@@ -27,22 +27,60 @@ t.test('the profiles a pod uses', async (t) => {
       ephemeralContainers: [{ name: 'e', securityContext: local('debug') }],
     },
   };
-  t.same(podUse(pod), { key: 'ns/web', profiles: ['ns/debug', 'ns/init', 'ns/main', 'ns/old', 'ns/pod-level'] });
+  t.same(podUse(pod), {
+    key: 'ns/web',
+    profiles: ['ns/debug', 'ns/init', 'ns/main', 'ns/old', 'ns/pod-level'],
+    containers: [],
+  });
   t.same(podUse({ ...pod, status: { phase: 'Succeeded' } })?.profiles, [], 'a finished pod uses nothing');
   t.equal(podUse({ metadata: { name: 'x' } }), undefined);
 });
 
 t.test('the index follows pod changes', async (t) => {
   const idx = new PodIndex();
-  t.same(idx.update(undefined, { key: 'ns/a', profiles: ['ns/p'] }), ['ns/p']);
-  t.same(idx.update(undefined, { key: 'ns/b', profiles: ['ns/p', 'ns/q'] }).sort(), ['ns/p', 'ns/q']);
+  const use = (key: string, profiles: string[]) => ({ key, profiles, containers: [] });
+  t.same(idx.update(undefined, use('ns/a', ['ns/p'])), ['ns/p']);
+  t.same(idx.update(undefined, use('ns/b', ['ns/p', 'ns/q'])).sort(), ['ns/p', 'ns/q']);
   t.same(idx.users('ns/p'), ['ns/a', 'ns/b']);
-  t.same(
-    idx.update({ key: 'ns/b', profiles: ['ns/p', 'ns/q'] }, { key: 'ns/b', profiles: ['ns/p', 'ns/q'] }),
-    [],
-    'no change',
-  );
-  t.same(idx.update({ key: 'ns/b', profiles: ['ns/p', 'ns/q'] }, undefined).sort(), ['ns/p', 'ns/q']);
+  t.same(idx.update(use('ns/b', ['ns/p', 'ns/q']), use('ns/b', ['ns/p', 'ns/q'])), [], 'no change');
+  t.same(idx.update(use('ns/b', ['ns/p', 'ns/q']), undefined).sort(), ['ns/p', 'ns/q']);
   t.same(idx.users('ns/q'), []);
   t.same(idx.profilesInUse(), ['ns/p']);
+});
+
+t.test('container ids join events to pods, through restarts and pod changes', async (t) => {
+  const idx = new PodIndex();
+  const id1 = 'a'.repeat(64);
+  const id0 = 'b'.repeat(64);
+  const pod = (containerID: string) => ({
+    metadata: { name: 'web', namespace: 'ns', uid: 'u-1' },
+    spec: { containers: [{ name: 'c' }] },
+    status: {
+      containerStatuses: [
+        {
+          name: 'c',
+          containerID: `containerd://${containerID}`,
+          lastState: { terminated: { containerID: `containerd://${id0}` } },
+        },
+      ],
+      initContainerStatuses: [{ name: 'init', containerID: `cri-o://${'c'.repeat(64)}` }],
+    },
+  });
+  const first = podUse(pod(id1));
+  idx.update(undefined, first);
+  t.same(idx.byContainerId(id1), { namespace: 'ns', pod: 'web', container: 'c' });
+  t.same(
+    idx.byContainerId(id0),
+    { namespace: 'ns', pod: 'web', container: 'c' },
+    'the previous run of a restarted container',
+  );
+  t.same(idx.byContainerId('c'.repeat(64)), { namespace: 'ns', pod: 'web', container: 'init' }, 'init containers too');
+  t.same(idx.byPodUid('u-1'), { namespace: 'ns', pod: 'web' });
+  const id2 = 'd'.repeat(64);
+  idx.update(first, podUse(pod(id2)));
+  t.equal(idx.byContainerId(id1), undefined, 'an id the pod no longer lists is forgotten');
+  t.same(idx.byContainerId(id2), { namespace: 'ns', pod: 'web', container: 'c' });
+  idx.update(podUse(pod(id2)), undefined);
+  t.equal(idx.byContainerId(id2), undefined);
+  t.equal(idx.byPodUid('u-1'), undefined);
 });

@@ -11,9 +11,22 @@ t.test('the committed CRD is what the schema generates (run `npm run gen:crd` af
 });
 
 t.test('the CRD has what kubectl users see', async (t) => {
-  const crd = parse(renderCrdYaml()) as ReturnType<typeof buildCrd> & { spec: { versions: { additionalPrinterColumns: { name: string }[]; subresources: object; schema: { openAPIV3Schema: unknown } }[]; names: { shortNames: string[] }; scope: string } };
+  const crd = parse(renderCrdYaml()) as ReturnType<typeof buildCrd> & {
+    spec: {
+      versions: {
+        additionalPrinterColumns: { name: string }[];
+        subresources: object;
+        schema: { openAPIV3Schema: unknown };
+      }[];
+      names: { shortNames: string[] };
+      scope: string;
+    };
+  };
   const v = crd.spec.versions[0];
-  t.same(v?.additionalPrinterColumns.map((c) => c.name), ['Status', 'Age', 'LocalhostProfile']);
+  t.same(
+    v?.additionalPrinterColumns.map((c) => c.name),
+    ['Status', 'Age', 'LocalhostProfile'],
+  );
   t.same(v?.subresources, { status: {} });
   t.same(crd.spec.names.shortNames, ['sp']);
   t.equal(crd.spec.scope, 'Namespaced');

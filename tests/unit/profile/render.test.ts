@@ -73,7 +73,11 @@ t.test('rendering rules', async (t) => {
         { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, op: 'SCMP_CMP_EQ' }] },
         { names: ['mkdir'], action: 'SCMP_ACT_ERRNO', errnoRet: 38, args: [] },
         { names: ['kill'], action: 'SCMP_ACT_ERRNO', errnoRet: 0 },
-        { names: ['ioctl'], action: 'SCMP_ACT_ALLOW', args: [{ index: 1, value: 18446744073709551615n, valueTwo: 3, op: 'SCMP_CMP_MASKED_EQ' }] },
+        {
+          names: ['ioctl'],
+          action: 'SCMP_ACT_ALLOW',
+          args: [{ index: 1, value: 18446744073709551615n, valueTwo: 3, op: 'SCMP_CMP_MASKED_EQ' }],
+        },
       ],
       flags: ['SECCOMP_FILTER_FLAG_LOG'],
       listenerPath: '/run/l.sock',
@@ -102,6 +106,8 @@ spec:
   const parsed = parseSourceText('big.yaml', text, SYSCALL_CATALOG);
   t.same(parsed.problems, []);
   const d = computeDesired(parsed.profiles.map((p) => p.profile)).get('t/big');
-  t.equal(d?.kind === 'install' ? d.content : undefined,
-    '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":18446744073709551615,"valueTwo":9007199254740993,"op":"SCMP_CMP_MASKED_EQ"}]}]}');
+  t.equal(
+    d?.kind === 'install' ? d.content : undefined,
+    '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":18446744073709551615,"valueTwo":9007199254740993,"op":"SCMP_CMP_MASKED_EQ"}]}]}',
+  );
 });

@@ -9,7 +9,9 @@ import { repoRoot, sharedDir } from '../../helpers/shared.js';
 const corpus = join(repoRoot, 'tests', 'fixtures', 'bad-profiles');
 
 t.test('every bad profile in the corpus gets its expected message', async (t) => {
-  const files = readdirSync(corpus).filter((f) => f.endsWith('.yaml')).sort();
+  const files = readdirSync(corpus)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
   t.ok(files.length >= 15, `${files.length} bad profiles`);
   for (const f of files) {
     const text = readFileSync(join(corpus, f), 'utf8');
@@ -20,7 +22,11 @@ t.test('every bad profile in the corpus gets its expected message', async (t) =>
     const findings = check.ok ? check.warnings : [...check.errors, ...check.warnings];
     const hit = findings.find((x) => x.path === path && x.severity === severity && x.message.includes(message));
     t.ok(hit, `${f}: ${severity} at ${path}: ${message}`, { found: findings });
-    t.equal(check.ok, severity === 'warning', `${f}: ${severity === 'warning' ? 'installed with a warning' : 'refused'}`);
+    t.equal(
+      check.ok,
+      severity === 'warning',
+      `${f}: ${severity === 'warning' ? 'installed with a warning' : 'refused'}`,
+    );
     if (!check.ok) t.match(check.ref, /^(t|seccomp\/test)\//, `${f}: the message names the profile`);
   }
 });
@@ -36,7 +42,10 @@ t.test('the real and workshop profiles are valid', async (t) => {
         t.ok(check.ok, `${f} is valid`, check.ok ? {} : { errors: check.errors });
         if (check.ok && f.startsWith('podman-default')) {
           // podman lists setns as ALLOW and as ERRNO with no arguments: runc loads it, so it is a warning
-          t.ok(check.warnings.some((w) => w.reason === 'ConflictingRules' && w.message.includes('"setns"')), `${f}: setns conflict is a warning`);
+          t.ok(
+            check.warnings.some((w) => w.reason === 'ConflictingRules' && w.message.includes('"setns"')),
+            `${f}: setns conflict is a warning`,
+          );
         }
       }
     }
@@ -59,12 +68,28 @@ t.test('same name with different argument conditions is not a conflict', async (
 
 t.test('a spec that is not an object, and a missing name', async (t) => {
   t.match(validateSpec(undefined, SYSCALL_CATALOG), [{ path: 'spec', message: /required/ }]);
-  const check = validateProfile({ apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1', kind: 'SeccompProfile', metadata: {}, spec: { defaultAction: 'SCMP_ACT_LOG' } }, SYSCALL_CATALOG);
+  const check = validateProfile(
+    {
+      apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
+      kind: 'SeccompProfile',
+      metadata: {},
+      spec: { defaultAction: 'SCMP_ACT_LOG' },
+    },
+    SYSCALL_CATALOG,
+  );
   t.equal(check.ok, false);
   if (!check.ok) t.match(check.errors, [{ path: 'metadata.name', message: /must not be empty/ }]);
 });
 
 t.test('a namespace defaults like kubectl does', async (t) => {
-  const check = validateProfile({ apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1', kind: 'SeccompProfile', metadata: { name: 'x' }, spec: { defaultAction: 'SCMP_ACT_LOG' } }, SYSCALL_CATALOG);
+  const check = validateProfile(
+    {
+      apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
+      kind: 'SeccompProfile',
+      metadata: { name: 'x' },
+      spec: { defaultAction: 'SCMP_ACT_LOG' },
+    },
+    SYSCALL_CATALOG,
+  );
   t.equal(check.ok && check.profile.metadata.namespace, 'default');
 });
