@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { destination, type Logger } from 'pino';
-import { messageOf } from '../../shared/errors.js';
+import { agentError, messageOf } from '../../shared/errors.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
 import { startCluster } from './cluster.js';
 import { parseConfig, usage, type Config } from './config.js';
@@ -14,6 +14,7 @@ import { startEventPipeline, type EventPipeline } from './events/pipeline.js';
 import type { PodIndex } from './events/pod-index.js';
 import { eventsRoutes } from './http/events-routes.js';
 import { createMetrics, metricsRoutes, pipelineGauges } from './http/metrics.js';
+import { isLoopback, kubeAuthenticator, type Authenticator } from './http/auth.js';
 import { buildServer, type ServerDeps } from './http/server.js';
 import { KubeClient } from './kube/client.js';
 import { clusterRoutes } from './kube/routes.js';
@@ -65,6 +66,13 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
   let profiles: Pick<ServerDeps, 'profiles' | 'readiness'>;
   let stopProfiles: () => Promise<void>;
   let podIndex: PodIndex | undefined;
+  let auth: Authenticator | undefined;
+  const open = !isLoopback(config.listen.host);
+  if (open && config.profilesDir !== undefined) {
+    throw agentError('SECCOMP_AGENT_ERR_BAD_FLAG', {
+      detail: `--listen ${config.listen.host} is not a loopback address: that needs cluster mode, where callers' tokens are checked with the API server`,
+    });
+  }
   const extensions: ((app: FastifyInstance) => Promise<void>)[] = [];
   if (config.profilesDir !== undefined) {
     const agent = await startStandalone({
@@ -79,9 +87,11 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
     };
     stopProfiles = agent.stop;
   } else {
+    const client = KubeClient.load(config.kubeconfig);
+    if (open) auth = kubeAuthenticator(client);
     const cluster = await startCluster({
       ...common,
-      client: KubeClient.load(config.kubeconfig),
+      client,
       nodeName: config.nodeName,
       namespace: config.namespace,
       ...(config.testTiming === undefined ? {} : { timing: config.testTiming }),
@@ -119,6 +129,7 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
     logger: log.child({ component: 'http' }),
     node: config.nodeName,
     ...profiles,
+    ...(auth === undefined ? {} : { auth }),
     extend: async (app) => {
       for (const extend of extensions) await extend(app);
     },

@@ -85,6 +85,8 @@ export interface AgentOptions {
   root?: string;
   timing?: Partial<ClusterTiming>;
   logLevel?: string;
+  /** HOST:PORT for --listen; default 127.0.0.1:0. */
+  listen?: string;
 }
 
 export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentProc> {
@@ -104,7 +106,7 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
       '--kubelet-root',
       root,
       '--listen',
-      '127.0.0.1:0',
+      o.listen ?? '127.0.0.1:0',
       '--namespace',
       AGENT_NS,
       '--log-level',

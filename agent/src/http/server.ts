@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { Authenticator } from './auth.js';
 
 /** One installed (or refused) profile as /v1/profiles shows it. */
 export interface ProfileView {
@@ -24,6 +25,8 @@ export interface ServerDeps {
   profiles: () => ProfileView[];
   /** Whether the first full sync is done (for /readyz), and why not when it is not. */
   readiness: () => { ready: boolean; reason: string };
+  /** Checks every request but the health probes (set when listening on a non-loopback address). */
+  auth?: Authenticator;
   /** More routes (the event path's plugin), registered before the server starts. */
   extend?: (app: FastifyInstance) => Promise<void>;
 }
@@ -34,6 +37,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   });
+  const auth = deps.auth;
+  if (auth !== undefined) {
+    app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?')[0];
+      if (path === '/healthz' || path === '/readyz') return;
+      const r = await auth.check(req.headers.authorization, req.url);
+      if (!r.ok)
+        return reply
+          .code(r.status)
+          .send({ error: r.status === 401 ? 'Unauthorized' : 'Forbidden', message: r.message });
+    });
+  }
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const r = deps.readiness();
