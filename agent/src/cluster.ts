@@ -32,7 +32,7 @@ import {
 import { DriftGuard } from './profiles/drift.js';
 import type { WriterFs } from './profiles/fs.js';
 import { Reconciler, type ProfileReport, type ReconcileObserver } from './profiles/reconciler.js';
-import { DIR_MODE, ProfileWriter } from './profiles/writer.js';
+import { DIR_MODE, ProfileWriter, type WriteOutcome } from './profiles/writer.js';
 import { PROFILE_GID, PROFILE_UID } from './standalone.js';
 
 /** The finalizer that holds a profile while some live node has pods using it. */
@@ -45,8 +45,13 @@ export interface ClusterTiming extends ReflectorTiming {
   /** Changes are gathered for this long before the plan is recomputed. */
   coalesceMs: number;
   leaseDurationSeconds: number;
-  /** A stale aggregate is corrected after base + rank × step (+ jitter up to step/2). */
+  /**
+   * A stale aggregate is corrected by the first node in the profile's rank order after `base`;
+   * the others are a fallback (the first one died, or is slow) and wait
+   * `base + backup + (rank - 1) × step`. Each gets a jitter of up to step/2.
+   */
   correctionBaseMs: number;
+  correctionBackupMs: number;
   correctionStepMs: number;
   /** Status writes in flight at once. */
   statusConcurrency: number;
@@ -61,6 +66,7 @@ export const DEFAULT_CLUSTER_TIMING: ClusterTiming = {
   coalesceMs: 50,
   leaseDurationSeconds: 40,
   correctionBaseMs: 150,
+  correctionBackupMs: 3000,
   correctionStepMs: 400,
   statusConcurrency: 4,
   retryMs: 1000,
@@ -137,6 +143,54 @@ interface NodeName {
   key: string;
 }
 
+/**
+ * The writer, remembering the bytes it last found or put on disk for each profile, so a plan that
+ * asks for the same bytes again does not touch the disk: the plan is recomputed from the whole
+ * cache on every change, and at hundreds of profiles re-reading every file each time was most of an
+ * agent's CPU during a sync. What changes on disk behind our back is the drift guard's business:
+ * every repair (an inotify event, or the guard's periodic re-check) forgets the key first, so it
+ * always looks at the disk. A forget during an install keeps that install from being remembered.
+ */
+class RememberingWriter extends ProfileWriter {
+  readonly #known = new Map<string, string>();
+  #forgets = 0;
+
+  override async install(namespace: string, name: string, content: string): Promise<WriteOutcome> {
+    const key = `${namespace}/${name}`;
+    if (this.#known.get(key) === content) return 'unchanged';
+    this.#known.delete(key);
+    const epoch = this.#forgets;
+    const outcome = await super.install(namespace, name, content);
+    if (this.#forgets === epoch) this.#known.set(key, content);
+    return outcome;
+  }
+
+  override async remove(namespace: string, name: string): Promise<boolean> {
+    this.forget(`${namespace}/${name}`);
+    return super.remove(namespace, name);
+  }
+
+  forget(key: string): void {
+    this.#forgets++;
+    this.#known.delete(key);
+  }
+}
+
+/** Drift repairs through this reconciler always look at the disk (see RememberingWriter). */
+class ClusterReconciler extends Reconciler {
+  readonly #writer: RememberingWriter;
+
+  constructor(writer: RememberingWriter, kubeletRoot: string, log: Logger, observer?: ReconcileObserver) {
+    super(writer, kubeletRoot, log, observer);
+    this.#writer = writer;
+  }
+
+  override repair(key: string): ReturnType<Reconciler['repair']> {
+    this.#writer.forget(key);
+    return super.repair(key);
+  }
+}
+
 const PROFILES_PATH = `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`;
 const profilePath = (ns: string, name: string): string =>
   `/apis/${API_GROUP}/${API_VERSION}/namespaces/${ns}/${PLURAL}/${name}`;
@@ -179,7 +233,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
   const node = deps.nodeName;
   const random = deps.random ?? Math.random;
   const client = deps.client;
-  const writer = new ProfileWriter(
+  const writer = new RememberingWriter(
     deps.fs,
     { kubeletRoot: deps.kubeletRoot, uid: PROFILE_UID, gid: PROFILE_GID, chownAllowed: deps.chownAllowed },
     log.child({ component: 'writer' }),
@@ -187,7 +241,12 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
   if (!deps.chownAllowed && process.getuid?.() !== PROFILE_UID) {
     log.warn('not running as root: profile files keep this user as owner instead of 65535:65535');
   }
-  const reconciler = new Reconciler(writer, deps.kubeletRoot, log.child({ component: 'reconciler' }), deps.observer);
+  const reconciler = new ClusterReconciler(
+    writer,
+    deps.kubeletRoot,
+    log.child({ component: 'reconciler' }),
+    deps.observer,
+  );
   const events = new EventRecorder(client, node, log.child({ component: 'events' }), t.eventsPerSecond, t.eventBurst);
   const lease = new LeaseKeeper(
     client,
@@ -425,10 +484,17 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     armQueue();
   }
 
-  const rankDelay = (key: string, live: readonly string[]): number =>
-    t.correctionBaseMs +
-    correctionRank(key, node, live) * t.correctionStepMs +
-    Math.round((random() * t.correctionStepMs) / 2);
+  // Only the first in line corrects soon: with the others close behind, a loaded API server (whose
+  // watch events then arrive late) made several agents correct the same profile, each write an
+  // event every agent has to read.
+  const rankDelay = (key: string, live: readonly string[]): number => {
+    const rank = correctionRank(key, node, live);
+    return (
+      t.correctionBaseMs +
+      (rank === 0 ? 0 : t.correctionBackupMs + (rank - 1) * t.correctionStepMs) +
+      Math.round((random() * t.correctionStepMs) / 2)
+    );
+  };
 
   async function processStatus(key: string, correction: boolean): Promise<void> {
     const p = profiles.get(key);

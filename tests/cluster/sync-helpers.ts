@@ -79,6 +79,25 @@ export interface AgentProc {
 
 export const AGENT_MAIN = repoPath('dist', 'agent', 'src', 'main.js');
 
+// `sh -c AGENT_WATCHDOG name <dir> <cmd...>`: runs cmd (exec, so the pid is the agent's) as the
+// leader of its own process group, beside a reader of fd 3 that kills the group and removes <dir>
+// when the pipe closes.
+const AGENT_WATCHDOG =
+  'd=$1; shift; (cat <&3 >/dev/null; [ -n "$d" ] && rm -rf -- "$d"; kill -KILL 0) & unset NODE_OPTIONS; exec "$@" 3<&-';
+
+/**
+ * This process's environment without what tap adds for its own children (NODE_OPTIONS importing
+ * @tapjs/processinfo, which puts module-loader hooks into every agent: slower to start, and not
+ * what runs on a node).
+ */
+function agentEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS_') && !k.startsWith('TAP')) env[k] = v;
+  }
+  return env;
+}
+
 export interface AgentOptions {
   node: string;
   kubeconfig: string;
@@ -95,9 +114,17 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
   });
   const root = o.root ?? (await mkdtemp(join(tmpdir(), `seccomp-agent-${o.node}-`)));
   if (o.root === undefined) t.teardown(() => rm(root, { recursive: true, force: true }));
+  // The agent runs under a watchdog (as the test bed's etcd and kube-apiserver do): when this test
+  // process dies without its teardown (a tap timeout ends in SIGKILL), fd 3 closes and the watchdog
+  // kills the agent and removes its kubelet root, so no agent outlives its test.
   const proc = spawn(
-    process.execPath,
+    '/bin/sh',
     [
+      '-c',
+      AGENT_WATCHDOG,
+      'agent-watchdog',
+      o.root === undefined ? root : '',
+      process.execPath,
       AGENT_MAIN,
       '--kubeconfig',
       o.kubeconfig,
@@ -115,10 +142,12 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
       'none',
     ],
     {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SECCOMP_AGENT_TEST_TIMING: JSON.stringify({ ...TEST_TIMING, ...o.timing }) },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      env: { ...agentEnv(), SECCOMP_AGENT_TEST_TIMING: JSON.stringify({ ...TEST_TIMING, ...o.timing }) },
     },
   );
+  proc.stdio[3]?.on('error', () => {});
   let out = '';
   let errLog = '';
   proc.stderr?.setEncoding('utf8');
@@ -143,7 +172,10 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
     proc.kill(sig);
     await exited;
   };
-  t.teardown(() => signal('SIGKILL'));
+  t.teardown(async () => {
+    await signal('SIGKILL');
+    proc.stdio[3]?.destroy();
+  });
   const get = async <T>(path: string): Promise<T> => {
     const r = await fetch(`${url}${path}`);
     return (await r.json()) as T;

@@ -1,12 +1,14 @@
 /**
  * The one seam to the API server: plain HTTPS requests and watch streams, with credentials and TLS
- * from @kubernetes/client-node's KubeConfig (a kubeconfig file, or the in-cluster service account).
+ * from a kubeconfig file or the in-cluster service account (./kubeconfig.ts).
  * Every request has a timeout, so a black-holed connection can never hang the agent; watches have
  * no fixed timeout and are guarded by the reflector's watchdog instead.
  */
-import { Agent, request, type RequestOptions } from 'node:https';
-import type { IncomingMessage } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import { readFile } from 'node:fs/promises';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { createSecureContext } from 'node:tls';
+import { inClusterCredentials, loadKubeconfig, type KubeCredentials } from './kubeconfig.js';
 
 /** An answer from the API server that is not 2xx, or a transport failure (status 0). */
 export class KubeApiError extends Error {
@@ -74,38 +76,72 @@ function statusOf(body: string): { message?: string; reason?: string } {
   }
 }
 
+/** A token file is re-read at most this often (kubelet rotates projected tokens well before expiry). */
+const TOKEN_REFRESH_MS = 60_000;
+
 export class KubeClient {
-  readonly #kc: KubeConfig;
+  readonly #creds: KubeCredentials;
   readonly #server: string;
-  readonly #agent: Agent;
+  readonly #agent: HttpAgent;
+  readonly #request: typeof httpsRequest;
+  #token: { value: string; readAt: number } | undefined;
   readonly stats: ClientStats = { requests: 0, failures: 0, watchesOpened: 0 };
 
-  private constructor(kc: KubeConfig) {
-    const cluster = kc.getCurrentCluster();
-    if (cluster === null) throw new Error('the kubeconfig has no current cluster');
-    this.#kc = kc;
-    this.#server = cluster.server;
-    this.#agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  constructor(creds: KubeCredentials) {
+    this.#creds = creds;
+    this.#server = creds.server;
+    const tls = new URL(creds.server).protocol === 'https:';
+    this.#request = tls ? httpsRequest : httpRequest;
+    // One secure context for every connection: given the CA and keys instead, each new connection
+    // would parse them again (a few ms of CPU each).
+    this.#agent = tls
+      ? new Agent({
+          keepAlive: true,
+          maxSockets: 32,
+          rejectUnauthorized: !creds.insecureSkipTlsVerify,
+          secureContext: createSecureContext({
+            ...(creds.ca === undefined ? {} : { ca: creds.ca }),
+            ...(creds.cert === undefined ? {} : { cert: creds.cert }),
+            ...(creds.key === undefined ? {} : { key: creds.key }),
+          }),
+          ...(creds.tlsServerName === undefined ? {} : { servername: creds.tlsServerName }),
+        })
+      : new HttpAgent({ keepAlive: true, maxSockets: 32 });
   }
 
   /** From a kubeconfig file, or the in-cluster service account when `kubeconfig` is undefined. */
   static load(kubeconfig: string | undefined): KubeClient {
-    const kc = new KubeConfig();
-    if (kubeconfig === undefined) kc.loadFromCluster();
-    else kc.loadFromFile(kubeconfig);
-    return new KubeClient(kc);
+    return new KubeClient(kubeconfig === undefined ? inClusterCredentials() : loadKubeconfig(kubeconfig));
   }
 
   get server(): string {
     return this.#server;
   }
 
-  /** TLS material and the Authorization header, fresh for each request (tokens rotate). */
+  async #authorization(): Promise<string | undefined> {
+    const c = this.#creds;
+    if (c.token !== undefined) return `Bearer ${c.token}`;
+    if (c.tokenFile !== undefined) {
+      if (this.#token === undefined || Date.now() - this.#token.readAt > TOKEN_REFRESH_MS) {
+        try {
+          this.#token = { value: (await readFile(c.tokenFile, 'utf8')).trim(), readAt: Date.now() };
+        } catch (e: unknown) {
+          // Keep using the last token we read; without one, the request fails with the reason.
+          if (this.#token === undefined) throw e;
+        }
+      }
+      return `Bearer ${this.#token.value}`;
+    }
+    if (c.basic !== undefined) {
+      return `Basic ${Buffer.from(`${c.basic.username}:${c.basic.password}`).toString('base64')}`;
+    }
+    return undefined;
+  }
+
+  /** The Authorization header, fresh for each request (token files rotate). */
   async #options(method: string, headers: Record<string, string>): Promise<RequestOptions> {
-    const opts: RequestOptions = { method, headers: { ...headers } };
-    await this.#kc.applyToHTTPSOptions(opts);
-    opts.agent = this.#agent;
-    return opts;
+    const auth = await this.#authorization();
+    return { method, headers: auth === undefined ? headers : { ...headers, authorization: auth }, agent: this.#agent };
   }
 
   /** Sends one request and returns the parsed JSON answer; throws KubeApiError when it is not 2xx. */
@@ -122,7 +158,7 @@ export class KubeClient {
     const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     try {
       return await new Promise<T>((resolve, reject) => {
-        const r = request(url, opts, (res) => {
+        const r = this.#request(url, opts, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', reject);
@@ -176,10 +212,10 @@ export class KubeClient {
     const url = buildUrl(this.#server, path, { ...query, watch: true });
     const opts = await this.#options('GET', { accept: accept ?? 'application/json' });
     let aborted = false;
-    let req: ReturnType<typeof request> | undefined;
+    let req: ReturnType<typeof httpsRequest> | undefined;
     let response: IncomingMessage | undefined;
     const done = new Promise<void>((resolve, reject) => {
-      req = request(url, opts, (res) => {
+      req = this.#request(url, opts, (res) => {
         response = res;
         const status = res.statusCode ?? 0;
         if (status !== 200) {
