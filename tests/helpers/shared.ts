@@ -34,7 +34,8 @@ export function seedPrintedProfiles(): Map<string, string> {
     if (m?.[1] === undefined) return;
     // The JSON is the next line starting with `{` (one of them lacks its opening code fence).
     const json = lines.slice(i + 1).find((l) => l.startsWith('{'));
-    if (json !== undefined) printed.set(m[1], json);
+    if (json === undefined) throw new Error(`seed line ${i + 1}: no JSON after the cat of ${m[1]}`);
+    printed.set(m[1], json);
   });
   return printed;
 }

@@ -2,28 +2,15 @@
 // which profile each pod uses, and that every profile whose rendering the workshop prints holds exactly
 // the content printed there (names in the printed order). Byte-exact rendering is tested with the renderer.
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { repoRoot, seedPrintedProfiles, sharedDir } from '../helpers/shared.js';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const profilesDir = join(repoRoot, 'profiles');
 const podsDir = join(profilesDir, 'pods');
 const SPO_API = 'security-profiles-operator.x-k8s.io/v1beta1';
 const NS = 'seccomp-test';
-
-/** The shared read-only material, which CI copies beside the clone at ../shared. */
-function sharedDir(): string {
-  const dir = join(repoRoot, '..', 'shared');
-  if (!existsSync(join(dir, 'seed', 'workshop-security-profiles-operator.md'))) {
-    throw new Error(
-      `shared material not found at ${dir}: these tests need the workshop seed at ` +
-        `../shared/seed/workshop-security-profiles-operator.md beside the repository`,
-    );
-  }
-  return dir;
-}
 
 type Obj = Record<string, unknown>;
 
@@ -71,22 +58,6 @@ function meta(doc: Obj, what: string): { name: string; namespace: string } {
     name: str(m['name'], `${what} name`),
     namespace: str(m['namespace'], `${what} namespace`),
   };
-}
-
-/** The rendered profiles the workshop `cat`s on the node, by profile name, as printed. */
-function printedRenderings(): Map<string, string> {
-  const seed = readFileSync(join(sharedDir(), 'seed', 'workshop-security-profiles-operator.md'), 'utf8');
-  const lines = seed.split('\n');
-  const printed = new Map<string, string>();
-  lines.forEach((line, i) => {
-    const m = /^cat \/var\/lib\/kubelet\/seccomp\/operator\/seccomp-test\/(\S+)\.json$/.exec(line);
-    if (m === null || m[1] === undefined) return;
-    // The JSON is the next line starting with `{` (one of them lacks its opening code fence).
-    const json = lines.slice(i + 1).find((l) => l.startsWith('{'));
-    if (json === undefined) throw new Error(`seed line ${i + 1}: no JSON after the cat of ${m[1]}`);
-    printed.set(m[1], json);
-  });
-  return printed;
 }
 
 const PROFILE_FILES: Record<string, string[]> = {
@@ -190,7 +161,7 @@ t.test('the SPO example profiles keep the upstream spec', async (t) => {
 
 t.test('every profile the workshop prints holds exactly the printed content', async (t) => {
   const profiles = loadProfiles();
-  const printed = printedRenderings();
+  const printed = seedPrintedProfiles();
   t.strictSame(
     [...printed.keys()].sort(),
     [
@@ -212,7 +183,7 @@ t.test('every profile the workshop prints holds exactly the printed content', as
 
 t.test('the confine-nginx profiles list the printed names in the printed order', async (t) => {
   const profiles = loadProfiles();
-  const printed = printedRenderings();
+  const printed = seedPrintedProfiles();
   for (const [name, action] of [
     ['confine-nginx-explicit-deny', 'SCMP_ACT_ERRNO'],
     ['confine-nginx-explicit-allow', 'SCMP_ACT_ALLOW'],
