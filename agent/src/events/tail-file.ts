@@ -72,6 +72,20 @@ const READ_SIZE = 256 * 1024;
 const TAIL_BYTES = 64;
 
 /** Tails one path. `start()` opens it (or waits for it); `stop()` closes everything. */
+/** A freshly opened file, read from its start. */
+function openFileAt(fh: OpenFile['fh'], st: { dev: number; ino: number; size: number }): OpenFile {
+  return {
+    fh,
+    dev: st.dev,
+    ino: st.ino,
+    offset: 0,
+    splitter: new LineSplitter(),
+    tail: Buffer.alloc(0),
+    until: 0,
+    size: st.size,
+  };
+}
+
 export class FileTailer {
   private readonly o: Required<Omit<FileTailerOptions, 'onEvent'>> & Pick<FileTailerOptions, 'onEvent'>;
   private readonly buf = Buffer.allocUnsafe(READ_SIZE);
@@ -229,16 +243,7 @@ export class FileTailer {
     }
     this.waitingReported = false;
     const st = await fh.stat();
-    const f: OpenFile = {
-      fh,
-      dev: st.dev,
-      ino: st.ino,
-      offset: 0,
-      splitter: new LineSplitter(),
-      tail: Buffer.alloc(0),
-      until: 0,
-      size: st.size,
-    };
+    const f = openFileAt(fh, st);
     if (from === 'end' && st.size > 0) {
       // Start after the last complete line, so a record being written right now is read whole.
       const back = Math.min(st.size, READ_SIZE);
@@ -337,16 +342,7 @@ export class FileTailer {
             shifted = true;
             break;
           }
-          const f: OpenFile = {
-            fh,
-            dev: st.dev,
-            ino: st.ino,
-            offset: 0,
-            splitter: new LineSplitter(),
-            tail: Buffer.alloc(0),
-            until: 0,
-            size: st.size,
-          };
+          const f = openFileAt(fh, st);
           await this.readAll(f);
           const rest = f.splitter.flush();
           if (rest !== undefined) this.deliver([rest]);
