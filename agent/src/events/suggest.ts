@@ -1,6 +1,7 @@
 /**
  * A SeccompProfile from what containers were seen doing: default SCMP_ACT_ERRNO (EPERM), every
- * observed syscall allowed, the observed architectures listed. Pure.
+ * observed syscall allowed, the observed architectures listed, plus (unless asked not to) the calls
+ * the container runtime itself may make under the filter. Pure.
  */
 import { Document } from 'yaml';
 import { API_GROUP, API_VERSION, KIND } from '../../../shared/profile/enums.js';
@@ -16,6 +17,67 @@ const SCMP_ARCH: Readonly<Record<string, string>> = {
   ppc64le: 'SCMP_ARCH_PPC64LE',
   s390x: 'SCMP_ARCH_S390X',
 };
+
+/**
+ * What runc's init may call after it has loaded the container's filter and before it execs the
+ * workload. The filter applies to runc's own Go code there, and which of these it makes depends on
+ * timing (a futex wake, a yield, a preemption signal, a new OS thread, the heap scavenger), so a
+ * logging run does not always record them; a profile without them then fails to start containers
+ * now and then (seen here: runc init died in futexwakeup under a suggestion that lacked futex).
+ * The first 37 are the reference operator's base profile for runc (examples/baseprofile-runc.yaml,
+ * runc v1.2.3); the rest are the Go runtime's thread, signal and memory calls.
+ */
+export const RUNC_BASELINE: readonly string[] = [
+  'arch_prctl',
+  'brk',
+  'capget',
+  'capset',
+  'chdir',
+  'close',
+  'close_range',
+  'epoll_ctl',
+  'epoll_pwait',
+  'execve',
+  'exit_group',
+  'faccessat2',
+  'fcntl',
+  'fstat',
+  'fstatfs',
+  'futex',
+  'getcwd',
+  'getdents64',
+  'getpid',
+  'getppid',
+  'getuid',
+  'mmap',
+  'mprotect',
+  'nanosleep',
+  'newfstatat',
+  'openat',
+  'prctl',
+  'read',
+  'recvfrom',
+  'rt_sigreturn',
+  'sched_yield',
+  'set_tid_address',
+  'setgid',
+  'setgroups',
+  'setuid',
+  'tgkill',
+  'write',
+  // Go runtime: new threads (clone, gettid, sigaltstack, rt_sigprocmask), thread exit, heap
+  'clone',
+  'exit',
+  'gettid',
+  'madvise',
+  'munmap',
+  'rt_sigaction',
+  'rt_sigprocmask',
+  'sigaltstack',
+];
+
+/** Whose start-up calls to add: the container runtime's (`runc`) or none. */
+export type RuntimeBaseline = 'runc' | 'none';
 
 /** The SeccompProfile object (apiVersion, kind, metadata, spec). */
 export interface SuggestedProfile {
@@ -48,7 +110,14 @@ export function profileNameFrom(parts: readonly (string | null)[]): string {
  */
 export function suggestProfile(
   aggs: readonly ContainerAggregate[],
-  opts: { name?: string | undefined; namespace?: string | undefined; node: string; now: Date },
+  opts: {
+    name?: string | undefined;
+    namespace?: string | undefined;
+    node: string;
+    now: Date;
+    /** Default `runc`: also allow {@link RUNC_BASELINE} (as a second rule). */
+    runtime?: RuntimeBaseline | undefined;
+  },
 ): { profile: SuggestedProfile; yaml: string } {
   const names = new Set<string>();
   const arches = new Set<string>();
@@ -94,11 +163,19 @@ export function suggestProfile(
       syscalls: [{ action: 'SCMP_ACT_ALLOW', names: [...names].sort() }],
     },
   };
+  const runtimeOnly = (opts.runtime ?? 'runc') === 'runc' ? RUNC_BASELINE.filter((n) => !names.has(n)).sort() : [];
+  if (runtimeOnly.length > 0) profile.spec.syscalls.push({ action: 'SCMP_ACT_ALLOW', names: runtimeOnly });
   const doc = new Document(profile);
   const notes = [
     'Every syscall seen is allowed; any other call fails with EPERM.',
     'Only calls the kernel logged were seen: run the workload under a logging profile (complainer) through all its paths first.',
   ];
+  if (runtimeOnly.length > 0) {
+    notes.push(
+      'The second rule was not seen but is allowed for the container runtime: runc runs under the filter until it execs',
+      'the workload, and whether it makes these calls depends on timing. Leave them out with ?runtime=none.',
+    );
+  }
   if (unresolved.size > 0) {
     notes.push(
       `Not in the syscall tables, so not listed: ${[...unresolved.entries()].map(([k, c]) => `${k} (${c}x)`).join(', ')}.`,

@@ -300,12 +300,15 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
     let q: Query;
     let filter: EventFilter;
     let format: string;
+    let runtime: string;
     try {
-      q = readQuery(req.query, ['namespace', 'pod', 'container', 'containerId', 'since', 'name', 'format']);
+      q = readQuery(req.query, ['namespace', 'pod', 'container', 'containerId', 'since', 'name', 'format', 'runtime']);
       filter = filterOf(q, now());
       nameParam(q, 'name', /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/);
       format = q['format'] ?? 'yaml';
       if (format !== 'yaml' && format !== 'json') throw new BadQuery('format', `"${format}" is not yaml or json`);
+      runtime = q['runtime'] ?? 'runc';
+      if (runtime !== 'runc' && runtime !== 'none') throw new BadQuery('runtime', `"${runtime}" is not runc or none`);
       if (filter.pod === undefined && filter.containerId === undefined) {
         throw new BadQuery('pod', 'give pod (with namespace, and container for one container) or containerId');
       }
@@ -314,7 +317,7 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
       throw e;
     }
     const selector = Object.entries(q)
-      .filter(([k]) => k !== 'name' && k !== 'format')
+      .filter(([k]) => k !== 'name' && k !== 'format' && k !== 'runtime')
       .map(([k, v]) => `${k}=${v}`)
       .join(' ');
     const aggs = store.aggregates(filter).filter((a) => a.containerId !== null);
@@ -329,7 +332,12 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
       });
       return reply.code(404).send({ statusCode: 404, error: 'Not Found', code: e.code, message: e.message });
     }
-    const { profile, yaml } = suggestProfile(aggs, { name: q['name'], node: opts.node, now: new Date(now()) });
+    const { profile, yaml } = suggestProfile(aggs, {
+      name: q['name'],
+      node: opts.node,
+      now: new Date(now()),
+      runtime: runtime === 'none' ? 'none' : 'runc',
+    });
     if (format === 'json') return reply.send(profile);
     return reply.type('application/yaml; charset=utf-8').send(yaml);
   });

@@ -15,6 +15,7 @@ import { StaticPodIndex } from '../../../agent/src/events/pod-index.js';
 import { procReader } from '../../../agent/src/events/proc.js';
 import { EventStore } from '../../../agent/src/events/store.js';
 import { eventsRoutes, parseSince } from '../../../agent/src/http/events-routes.js';
+import { RUNC_BASELINE } from '../../../agent/src/events/suggest.js';
 import { createMetrics, metricsRoutes } from '../../../agent/src/http/metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -236,7 +237,23 @@ t.test('GET /v1/suggest: a valid SeccompProfile allowing what was seen', async (
   const seen = ((await a.inject('/v1/syscalls?pod=web')).json().items[0].syscalls as { name: string }[]).map(
     (s) => s.name,
   );
-  t.same(doc.spec.syscalls, [{ action: 'SCMP_ACT_ALLOW', names: seen }], 'exactly the observed syscalls');
+  t.same(doc.spec.syscalls[0], { action: 'SCMP_ACT_ALLOW', names: seen }, 'first rule: exactly the observed syscalls');
+  const extra = doc.spec.syscalls[1];
+  t.equal(doc.spec.syscalls.length, 2, 'a second rule for the container runtime');
+  t.same(
+    extra?.names,
+    RUNC_BASELINE.filter((n) => !seen.includes(n)).sort(),
+    "second rule: runc's start-up calls that were not seen",
+  );
+  t.ok(extra?.names.includes('futex') && !seen.includes('futex'), 'futex is allowed even though it was not seen');
+  t.match(r.body, /not seen but is allowed for the container runtime/, 'the YAML says why');
+  const bare = parseYaml((await a.inject('/v1/suggest?namespace=shop&pod=web&container=app&runtime=none')).body) as {
+    spec: { syscalls: { action: string; names: string[] }[] };
+  };
+  t.same(bare.spec.syscalls, [{ action: 'SCMP_ACT_ALLOW', names: seen }], 'runtime=none: only what was seen');
+  const badRuntime = await a.inject('/v1/suggest?namespace=shop&pod=web&runtime=crun');
+  t.equal(badRuntime.statusCode, 400);
+  t.match(badRuntime.json().message, /runtime: "crun" is not runc or none/);
   const allNames = Object.values(SYSCALL_TABLES).flatMap((rows) => rows.map(([, n]) => n));
   const check = validateProfile(doc, { isKnown: isKnownSyscall, allNames: () => allNames });
   t.ok(check.ok, `our own validator accepts it: ${JSON.stringify(check.ok ? [] : check.errors)}`);
