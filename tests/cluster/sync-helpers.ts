@@ -106,6 +106,8 @@ export interface AgentOptions {
   logLevel?: string;
   /** HOST:PORT for --listen; default 127.0.0.1:0. */
   listen?: string;
+  /** Tail this auditd log (from its end) for syscall events; default no event source. */
+  auditLog?: string;
 }
 
 export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentProc> {
@@ -138,8 +140,9 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
       AGENT_NS,
       '--log-level',
       o.logLevel ?? 'info',
-      '--audit-source',
-      'none',
+      ...(o.auditLog === undefined
+        ? ['--audit-source', 'none']
+        : ['--audit-source', 'auditd', '--audit-log', o.auditLog, '--audit-from', 'end']),
     ],
     {
       detached: true,

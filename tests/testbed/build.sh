@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the test bed's real Kubernetes parts from Go modules:
-#   etcd, kube-apiserver, kubectl (k8s.io/kubernetes through a wrapper module) and helm.
+#   etcd, kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes through a wrapper
+#   module) and helm.
 # Binaries are cached outside the repo, keyed by version, and rebuilt only when missing.
 # Prints the bin directory on the last line of stdout.
 set -euo pipefail
@@ -37,7 +38,7 @@ fi
 build_kubernetes() {
   local w="$cache/work/k8s-$KUBERNETES_VERSION"
   mkdir -p "$w"
-  begin "kube-apiserver + kubectl $KUBERNETES_VERSION"
+  begin "kube-apiserver + kube-controller-manager + kubectl $KUBERNETES_VERSION"
   (cd "$w"
     cat > go.mod <<MOD
 module seccompagent.local/testbed-k8s
@@ -56,7 +57,7 @@ MOD
       printf 'replace %s => %s %s\n' "$m" "$m" "$KUBERNETES_STAGING_VERSION"
     done >> go.mod
     [ "$(grep -c '^replace' go.mod)" -gt 20 ] || fail "k8s go.mod" "found too few staging modules in $gomod"
-    printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubectl/pkg/cmd"\n)\n' > tools.go
+    printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n\t_ "k8s.io/kubectl/pkg/cmd"\n)\n' > tools.go
     go mod download >/dev/null 2>&1 || true
     local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
     local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -65,10 +66,11 @@ MOD
       ld="$ld -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
       ld="$ld -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.gitTreeState=clean -X $p.buildDate=$date"
     done
-    go build -trimpath -ldflags "$ld" -o "$bindir/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
-      || fail "k8s go build" "go build of kube-apiserver/kubectl failed (see above)"
+    go build -trimpath -ldflags "$ld" -o "$bindir/" k8s.io/kubernetes/cmd/kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl \
+      || fail "k8s go build" "go build of kube-apiserver/kube-controller-manager/kubectl failed (see above)"
   ) || exit 1
-  done_ "kube-apiserver + kubectl"
+  done_ "kube-apiserver + kube-controller-manager + kubectl"
 }
 
 build_etcd() {
@@ -95,7 +97,7 @@ build_helm() {
 
 total_start=$(date +%s)
 [ -x "$bindir/etcd" ] || build_etcd
-{ [ -x "$bindir/kube-apiserver" ] && [ -x "$bindir/kubectl" ]; } || build_kubernetes
+{ [ -x "$bindir/kube-apiserver" ] && [ -x "$bindir/kube-controller-manager" ] && [ -x "$bindir/kubectl" ]; } || build_kubernetes
 [ -x "$bindir/helm" ] || build_helm
 log "binaries ready in $bindir ($(( $(date +%s) - total_start ))s)"
 echo "$bindir"

@@ -29,6 +29,7 @@ export interface TestbedBinaries {
   readonly binDir: string;
   readonly etcd: string;
   readonly kubeApiserver: string;
+  readonly kubeControllerManager: string;
   readonly kubectl: string;
   readonly helm: string;
 }
@@ -85,6 +86,12 @@ export interface ControlPlane {
   mintToken(namespace: string, serviceAccount: string, opts?: { duration?: string }): Promise<string>;
   /** Writes a kubeconfig that authenticates with `token` against this apiserver; returns its path. */
   kubeconfigFor(token: string): Promise<string>;
+  /**
+   * Starts kube-controller-manager with only the named controllers (e.g. `['namespace']`, so that
+   * deleting a Namespace deletes what is in it and then the Namespace); stopped with the plane.
+   * Resolves when it has answered /healthz.
+   */
+  startControllerManager(controllers: readonly string[]): Promise<void>;
   /** Stops the apiserver only (etcd keeps running), waiting until the process has exited. */
   stopApiServer(): Promise<void>;
   /** Starts the apiserver again on the same port, with the same etcd and keys; waits for /readyz. */
@@ -160,10 +167,11 @@ async function buildBinaries(): Promise<TestbedBinaries> {
     binDir,
     etcd: join(binDir, 'etcd'),
     kubeApiserver: join(binDir, 'kube-apiserver'),
+    kubeControllerManager: join(binDir, 'kube-controller-manager'),
     kubectl: join(binDir, 'kubectl'),
     helm: join(binDir, 'helm'),
   };
-  for (const p of [bins.etcd, bins.kubeApiserver, bins.kubectl, bins.helm]) {
+  for (const p of [bins.etcd, bins.kubeApiserver, bins.kubeControllerManager, bins.kubectl, bins.helm]) {
     try {
       await access(p, constants.X_OK);
     } catch (e: unknown) {
@@ -207,6 +215,7 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
   liveDirs.add(dir);
   let etcd: ChildProcess | undefined;
   let apiserver: ChildProcess | undefined;
+  let controllerManager: ChildProcess | undefined;
   let stopped = false;
 
   const stopProcess = async (child: ChildProcess | undefined): Promise<void> => {
@@ -228,6 +237,7 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    await stopProcess(controllerManager);
     await stopProcess(apiserver);
     await stopProcess(etcd);
     rmSync(dir, { recursive: true, force: true });
@@ -375,6 +385,36 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
         return tok;
       },
       kubeconfigFor,
+      async startControllerManager(controllers) {
+        if (controllerManager !== undefined) throw new Error('test bed: kube-controller-manager already started');
+        const [port] = await freePorts(1);
+        const kcmLog = join(dir, 'kube-controller-manager.log');
+        const kcmStarted = performance.now();
+        controllerManager = spawnLogged(
+          binaries.kubeControllerManager,
+          [
+            `--kubeconfig=${kubeconfig}`,
+            `--authentication-kubeconfig=${kubeconfig}`,
+            `--authorization-kubeconfig=${kubeconfig}`,
+            `--controllers=${controllers.join(',')}`,
+            '--leader-elect=false',
+            '--bind-address=127.0.0.1',
+            `--secure-port=${String(port)}`,
+            `--cert-dir=${join(dir, 'kcm-certs')}`,
+            '--authorization-always-allow-paths=/healthz',
+            '--v=1',
+          ],
+          kcmLog,
+          dir,
+        );
+        await waitReady('kube-controller-manager', controllerManager, kcmLog, readyTimeoutMs, async () => {
+          const r = await httpsGet(`https://127.0.0.1:${String(port)}/healthz`, token);
+          return r.status === 200;
+        });
+        t.comment(
+          `kube-controller-manager (${controllers.join(',')}) ready in ${Math.round(performance.now() - kcmStarted)} ms`,
+        );
+      },
       async stopApiServer() {
         await stopProcess(apiserver);
       },

@@ -363,6 +363,8 @@ export interface RunningContainer {
   status(): Promise<string>;
   /** What the container wrote to stdout and stderr so far. */
   output(): Promise<string>;
+  /** Runs a process in the running container (`runc exec`: same namespaces, same seccomp filter). */
+  exec(args: readonly string[]): Promise<ExecResult>;
   /** Kills and deletes the container (idempotent). */
   stop(): Promise<void>;
 }
@@ -632,6 +634,7 @@ export async function startContainer(t: TestLike, spec: ContainerSpec): Promise<
     pid: st.pid,
     status: async () => (await state())?.status ?? 'gone',
     output,
+    exec: (args) => p.runc(['exec', p.id, ...args]),
     stop: async () => {
       if (stopped) return;
       stopped = true;
