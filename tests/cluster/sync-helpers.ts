@@ -106,6 +106,8 @@ export interface AgentOptions {
   logLevel?: string;
   /** HOST:PORT for --listen; default 127.0.0.1:0. */
   listen?: string;
+  /** Flags for node itself, e.g. `['--cpu-prof', '--cpu-prof-dir=/tmp/prof']` (benchmarks). */
+  nodeArgs?: readonly string[];
 }
 
 export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentProc> {
@@ -125,6 +127,7 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
       'agent-watchdog',
       o.root === undefined ? root : '',
       process.execPath,
+      ...(o.nodeArgs ?? []),
       AGENT_MAIN,
       '--kubeconfig',
       o.kubeconfig,
