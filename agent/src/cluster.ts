@@ -356,17 +356,10 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     counters.filesWritten += result.written.length;
     counters.filesRemoved += result.removed.length;
     const ioFailures = result.failed.filter((k) => plan.get(k)?.kind !== 'error');
-    if (firstPlanDone) {
-      for (const key of result.written) {
-        const p = profiles.get(key);
-        if (p !== undefined)
-          events.record(p, 'Normal', Reasons.Installed, 'Install', `installed ${reportsByKey.get(key)?.path ?? key}`);
-      }
-    } else if (result.written.length > 0) {
-      // The node's first sync: its entry in each profile's status says Installed; an Event per
-      // profile from every node starting at once (a DaemonSet rollout over thousands of
-      // profiles) would only load the API server and fall to the rate limit anyway.
-      log.info({ written: result.written.length }, 'first sync wrote profiles (no Installed event per profile)');
+    for (const key of result.written) {
+      const p = profiles.get(key);
+      if (p !== undefined)
+        events.record(p, 'Normal', Reasons.Installed, 'Install', `installed ${reportsByKey.get(key)?.path ?? key}`);
     }
     for (const key of result.removed) {
       const r = before.get(key);
@@ -545,14 +538,18 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     if (correction && correctionRank(key, node, liveNodes()) > 0) {
       // A fallback corrector reads the object first: a read costs the API server far less than
       // a write that every agent's watch then delivers, and usually shows the first in line
-      // already corrected it while its watch event was still on the way.
+      // already corrected it while its watch event was still on the way. A list selected to the
+      // one name, because the agent's role grants list, not get.
       counters.correctionReads++;
-      profiles.offer(
-        await client.request<Record<string, unknown>>({
-          method: 'GET',
-          path: profilePath(cached.namespace, cached.name),
-        }),
-      );
+      const found = await client.request<{ items?: Record<string, unknown>[] }>({
+        method: 'GET',
+        path: `/apis/${API_GROUP}/${API_VERSION}/namespaces/${cached.namespace}/${PLURAL}`,
+        query: { fieldSelector: `metadata.name=${cached.name}` },
+      });
+      const fresh = found.items?.[0];
+      // Gone: its DELETED event is on the way and ends this key's work.
+      if (fresh === undefined) return;
+      profiles.offer(fresh);
     }
     const p = profiles.get(key);
     if (p === undefined) return;
