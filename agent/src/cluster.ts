@@ -101,6 +101,8 @@ export interface ClusterStats {
   statusWrites: number;
   statusWritesByProfile: Record<string, number>;
   statusCorrections: number;
+  /** GETs by a fallback corrector before it writes (usually the first in line already did). */
+  correctionReads: number;
   finalizerPatches: number;
   plans: number;
   filesWritten: number;
@@ -191,6 +193,16 @@ class ClusterReconciler extends Reconciler {
   }
 }
 
+/** Whether two reports give the same status entry (what nodeEntry reads of them). */
+const sameReport = (a: ProfileReport | undefined, b: ProfileReport | undefined): boolean =>
+  a === b ||
+  (a !== undefined &&
+    b !== undefined &&
+    a.state === b.state &&
+    a.message === b.message &&
+    a.sha256 === b.sha256 &&
+    a.path === b.path);
+
 const PROFILES_PATH = `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`;
 const profilePath = (ns: string, name: string): string =>
   `/apis/${API_GROUP}/${API_VERSION}/namespaces/${ns}/${PLURAL}/${name}`;
@@ -263,6 +275,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
   const counters = {
     statusWrites: 0,
     statusCorrections: 0,
+    correctionReads: 0,
     finalizerPatches: 0,
     plans: 0,
     filesWritten: 0,
@@ -339,7 +352,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     const result = await reconciler.apply(plan);
     applied = gens;
     lastPlan = plan;
-    reportsByKey = new Map(reconciler.reports().map((r) => [`${r.namespace}/${r.name}`, r]));
+    reportsByKey = new Map(reconciler.reportMap());
     counters.filesWritten += result.written.length;
     counters.filesRemoved += result.removed.length;
     const ioFailures = result.failed.filter((k) => plan.get(k)?.kind !== 'error');
@@ -379,7 +392,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
       for (const key of profiles.keys()) enqueueStatus(key, 0);
     } else {
       for (const key of new Set([...before.keys(), ...reportsByKey.keys(), ...result.written, ...result.removed])) {
-        if (JSON.stringify(before.get(key)) !== JSON.stringify(reportsByKey.get(key))) enqueueStatus(key, 0);
+        if (!sameReport(before.get(key), reportsByKey.get(key))) enqueueStatus(key, 0);
       }
       for (const [key, g] of gens) if (appliedBefore.get(key)?.fingerprint !== g.fingerprint) enqueueStatus(key, 0);
     }
@@ -436,21 +449,30 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     const due = Date.now() + delay;
     const cur = queue.get(key);
     if (cur !== undefined && cur.due <= due && (!correction || cur.correction)) return;
-    queue.set(key, {
-      due: cur === undefined ? due : Math.min(cur.due, due),
-      correction: correction && (cur?.correction ?? true),
-    });
-    armQueue();
+    const next = cur === undefined ? due : Math.min(cur.due, due);
+    queue.set(key, { due: next, correction: correction && (cur?.correction ?? true) });
+    if (!inFlight.has(key)) armAt(next);
   }
 
-  function armQueue(): void {
-    if (stopped) return;
-    let next = Infinity;
-    for (const [key, q] of queue) if (!inFlight.has(key)) next = Math.min(next, q.due);
-    if (next === Infinity || next >= queueTimerDue) return;
+  /**
+   * Arms the queue's one timer for `due`, unless it is armed sooner or every slot is busy: a busy
+   * queue is drained again when a write in flight ends. (Arming it while every slot was busy made
+   * a timer fire every millisecond for as long as the API server took to answer: at 20 agents
+   * this spinning was most of the agents' CPU and slowed the API server it waited for.)
+   */
+  function armAt(due: number): void {
+    if (stopped || due === Infinity || due >= queueTimerDue || inFlight.size >= t.statusConcurrency) return;
     if (queueTimer !== undefined) clearTimeout(queueTimer);
-    queueTimerDue = next;
-    queueTimer = setTimeout(drainQueue, Math.max(0, next - Date.now()));
+    queueTimerDue = due;
+    queueTimer = setTimeout(drainQueue, Math.max(0, due - Date.now()));
+  }
+
+  /** Arms the timer for the earliest key waiting (after a drain, or when a write ends). */
+  function armQueue(): void {
+    if (stopped || inFlight.size >= t.statusConcurrency) return;
+    let next = Infinity;
+    for (const [key, q] of queue) if (q.due < next && !inFlight.has(key)) next = q.due;
+    armAt(next);
   }
 
   function drainQueue(): void {
@@ -462,12 +484,22 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
       queueTimer = setTimeout(drainQueue, 200);
       return;
     }
+    // The earliest due keys, as many as there are free slots: one pass, no sort of the whole
+    // queue (it holds every profile after the first plan or a change of the live nodes).
     const now = Date.now();
-    const due = [...queue.entries()]
-      .filter(([key, q]) => q.due <= now && !inFlight.has(key))
-      .sort((a, b) => a[1].due - b[1].due);
-    for (const [key, q] of due) {
-      if (inFlight.size >= t.statusConcurrency) break;
+    const free = t.statusConcurrency - inFlight.size;
+    if (free <= 0) return; // a write that ends re-arms the queue
+    const picked: [string, { due: number; correction: boolean }][] = [];
+    for (const entry of queue) {
+      const [key, q] = entry;
+      if (q.due > now || inFlight.has(key)) continue;
+      if (picked.length === free && (picked[free - 1]?.[1].due ?? -Infinity) <= q.due) continue;
+      let i = Math.min(picked.length, free - 1);
+      while (i > 0 && (picked[i - 1]?.[1].due ?? -Infinity) > q.due) i--;
+      picked.splice(i, 0, entry);
+      if (picked.length > free) picked.pop();
+    }
+    for (const [key, q] of picked) {
       queue.delete(key);
       inFlight.add(key);
       void processStatus(key, q.correction)
@@ -487,16 +519,38 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
   // Only the first in line corrects soon: with the others close behind, a loaded API server (whose
   // watch events then arrive late) made several agents correct the same profile, each write an
   // event every agent has to read.
+  // The fallbacks also wait out twice the time our own writes take now: under load the first
+  // one's correction takes seconds to be written and seen, and fixed delays let several land.
   const rankDelay = (key: string, live: readonly string[]): number => {
     const rank = correctionRank(key, node, live);
     return (
       t.correctionBaseMs +
-      (rank === 0 ? 0 : t.correctionBackupMs + (rank - 1) * t.correctionStepMs) +
+      (rank === 0 ? 0 : t.correctionBackupMs + 2 * writeLatencyMs + (rank - 1) * t.correctionStepMs) +
       Math.round((random() * t.correctionStepMs) / 2)
     );
   };
+  /** Moving average of how long a status apply takes (ms). */
+  let writeLatencyMs = 0;
 
   async function processStatus(key: string, correction: boolean): Promise<void> {
+    const cached = profiles.get(key);
+    if (cached === undefined) return;
+    if (correction && correctionRank(key, node, liveNodes()) > 0) {
+      // A fallback corrector reads the object first: a read costs the API server far less than
+      // a write that every agent's watch then delivers, and usually shows the first in line
+      // already corrected it while its watch event was still on the way. A list selected to the
+      // one name, because the agent's role grants list, not get.
+      counters.correctionReads++;
+      const found = await client.request<{ items?: Record<string, unknown>[] }>({
+        method: 'GET',
+        path: `/apis/${API_GROUP}/${API_VERSION}/namespaces/${cached.namespace}/${PLURAL}`,
+        query: { fieldSelector: `metadata.name=${cached.name}` },
+      });
+      const fresh = found.items?.[0];
+      // Gone: its DELETED event is on the way and ends this key's work.
+      if (fresh === undefined) return;
+      profiles.offer(fresh);
+    }
     const p = profiles.get(key);
     if (p === undefined) return;
     const a = applied.get(key);
@@ -565,6 +619,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
       metadata: { name: p.name, namespace: p.namespace },
       status: { ...agg, nodes: [{ ...mine, lastUpdateTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] },
     };
+    const sent = Date.now();
     const res = await client.request<Record<string, unknown>>({
       method: 'PATCH',
       path: `${profilePath(p.namespace, p.name)}/status`,
@@ -572,6 +627,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
       body,
       contentType: 'application/apply-patch+yaml',
     });
+    writeLatencyMs = 0.8 * writeLatencyMs + 0.2 * (Date.now() - sent);
     counters.statusWrites++;
     writesByProfile.set(p.key, (writesByProfile.get(p.key) ?? 0) + 1);
     profiles.offer(res);
@@ -732,6 +788,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
       statusWrites: counters.statusWrites,
       statusWritesByProfile: Object.fromEntries(writesByProfile),
       statusCorrections: counters.statusCorrections,
+      correctionReads: counters.correctionReads,
       finalizerPatches: counters.finalizerPatches,
       plans: counters.plans,
       filesWritten: counters.filesWritten,

@@ -27,6 +27,13 @@ export type KnownProfile =
 
 export const profileKey = (namespace: string, name: string): string => `${namespace}/${name}`;
 
+/**
+ * Bytes of specs that have no base profile, by spec object. The cluster agent recomputes the plan
+ * from every profile on each change; with hundreds of profiles, rendering them all again was most
+ * of a plan's cost. Validated specs are never mutated, so the object identifies its bytes.
+ */
+const renderedAlone = new WeakMap<SeccompProfileSpec, string>();
+
 /** The plan for every known profile, keyed by `<namespace>/<name>`. */
 export function computeDesired(known: readonly KnownProfile[]): Map<string, Desired> {
   const specs = new Map<string, SeccompProfileSpec>();
@@ -77,11 +84,17 @@ export function computeDesired(known: readonly KnownProfile[]): Map<string, Desi
       });
       continue;
     }
+    const alone = resolution.bases.length === 0;
+    let content = alone ? renderedAlone.get(k.profile.spec) : undefined;
+    if (content === undefined) {
+      content = renderSpec(resolution.spec);
+      if (alone) renderedAlone.set(k.profile.spec, content);
+    }
     out.set(key, {
       kind: 'install',
       namespace,
       name,
-      content: renderSpec(resolution.spec),
+      content,
       bases: resolution.bases,
       warnings: k.warnings,
     });

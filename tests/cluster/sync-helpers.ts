@@ -108,6 +108,8 @@ export interface AgentOptions {
   listen?: string;
   /** Tail this auditd log (from its end) for syscall events; default no event source. */
   auditLog?: string;
+  /** Flags for node itself, e.g. `['--cpu-prof', '--cpu-prof-dir=/tmp/prof']` (benchmarks). */
+  nodeArgs?: readonly string[];
 }
 
 export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentProc> {
@@ -127,6 +129,7 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
       'agent-watchdog',
       o.root === undefined ? root : '',
       process.execPath,
+      ...(o.nodeArgs ?? []),
       AGENT_MAIN,
       '--kubeconfig',
       o.kubeconfig,

@@ -93,6 +93,8 @@ export class Reflector<T> {
   readonly #o: ReflectorOptions<T>;
   readonly #t: ReflectorTiming;
   readonly #store = new Map<string, T>();
+  /** resourceVersion (as a number; NaN when unknown) of each stored object. */
+  readonly #versions = new Map<string, number>();
   readonly #random: () => number;
   #rv = '';
   #synced = false;
@@ -144,9 +146,20 @@ export class Reflector<T> {
     if (obj === undefined) return;
     const key = this.#o.keyOf(obj);
     const old = this.#store.get(key);
-    if (old !== undefined && !isNewer(raw, old)) return;
-    this.#store.set(key, obj);
+    const rv = versionOf(raw);
+    if (old !== undefined && !newer(rv, this.#versions.get(key))) return;
+    this.#put(key, obj, rv);
     this.#o.onChange(old === undefined ? 'add' : 'update', key, obj, old);
+  }
+
+  #put(key: string, obj: T, rv: number): void {
+    this.#store.set(key, obj);
+    this.#versions.set(key, rv);
+  }
+
+  #drop(key: string): void {
+    this.#store.delete(key);
+    this.#versions.delete(key);
   }
 
   start(): void {
@@ -238,20 +251,23 @@ export class Reflector<T> {
     if (this.#state.stopped) return;
     this.stats.lists++;
     // The list succeeded: now, and only now, objects it does not hold are gone.
-    const fresh = new Map<string, T>();
+    const fresh = new Map<string, { obj: T; rv: number }>();
     for (const raw of items) {
       const obj = this.#o.transform(raw);
-      if (obj !== undefined) fresh.set(this.#o.keyOf(obj), obj);
+      if (obj !== undefined) fresh.set(this.#o.keyOf(obj), { obj, rv: versionOf(raw) });
     }
     for (const [key, old] of this.#store) {
       if (!fresh.has(key)) {
-        this.#store.delete(key);
+        this.#drop(key);
         this.#o.onChange('delete', key, undefined, old);
       }
     }
-    for (const [key, obj] of fresh) {
+    for (const [key, { obj, rv }] of fresh) {
       const old = this.#store.get(key);
-      this.#store.set(key, obj);
+      // Newer than the list: our own write, offered while the list was on its way.
+      const held = this.#versions.get(key);
+      if (old !== undefined && held !== undefined && held > rv) continue;
+      this.#put(key, obj, rv);
       this.#o.onChange(old === undefined ? 'add' : 'update', key, obj, old);
     }
     this.#rv = rv;
@@ -328,20 +344,27 @@ export class Reflector<T> {
     const key = this.#o.keyOf(obj);
     const old = this.#store.get(key);
     if (type === 'DELETED') {
-      this.#store.delete(key);
+      this.#drop(key);
       this.#o.onChange('delete', key, undefined, old ?? obj);
       return;
     }
-    this.#store.set(key, obj);
+    const rv = versionOf(raw);
+    // An event older than what we hold (our own write, offered) would roll our view back: with
+    // 20 agents writing one profile, a stale copy without our own entry made us write it again.
+    if (old !== undefined && !newer(rv, this.#versions.get(key))) return;
+    this.#put(key, obj, rv);
     this.#o.onChange(old === undefined ? 'add' : 'update', key, obj, old);
   }
 }
 
-/** Whether `raw` has a newer resourceVersion than `old` (objects with a `resourceVersion` field). */
-function isNewer(raw: Record<string, unknown>, old: unknown): boolean {
-  const a = Number((raw['metadata'] as { resourceVersion?: string } | undefined)?.resourceVersion);
-  const o = old as { metadata?: { resourceVersion?: string }; resourceVersion?: string };
-  const b = Number(o.metadata?.resourceVersion ?? o.resourceVersion);
-  if (!Number.isFinite(a) || !Number.isFinite(b)) return true;
-  return a > b;
+/** A raw object's resourceVersion as a number (etcd's revision); NaN when it has none. */
+function versionOf(raw: Record<string, unknown>): number {
+  const rv = (raw['metadata'] as { resourceVersion?: string } | undefined)?.resourceVersion;
+  return rv === undefined || rv === '' ? NaN : Number(rv);
+}
+
+/** Whether `rv` is newer than `held`; when either is unknown, the incoming object wins. */
+function newer(rv: number, held: number | undefined): boolean {
+  if (held === undefined || !Number.isFinite(rv) || !Number.isFinite(held)) return true;
+  return rv > held;
 }

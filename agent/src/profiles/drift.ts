@@ -20,7 +20,9 @@ export class DriftGuard {
         .repair(key)
         .catch((e: unknown) => log.error({ profile: key, err: messageOf(e) }, 'drift repair failed'));
     };
-    this.#watcher = chokidar.watch(operatorDir, { ignoreInitial: true, depth: 2 });
+    // write-file-atomic's temp files (`<name>.json.<number>`) come and go with every write we
+    // make; following them only cost each write a few more stats.
+    this.#watcher = chokidar.watch(operatorDir, { ignoreInitial: true, depth: 2, ignored: /\.json\.\d+$/ });
     this.#watcher.on('all', (event, path) => {
       const rel = relative(operatorDir, path);
       if (rel === '' || rel.startsWith('..')) return;

@@ -48,6 +48,11 @@ export class Reconciler {
   readonly #kubeletRoot: string;
   #plan = new Map<string, Desired>();
   readonly #reports = new Map<string, ProfileReport>();
+  /**
+   * Path and digest of each key's last installed bytes: a plan names every profile each time, and
+   * hashing and joining paths for all of them again was a large part of a plan at hundreds.
+   */
+  readonly #installed = new Map<string, { path: string; content: string; sha256: string }>();
   #running: Promise<void> = Promise.resolve();
   readonly #observer: ReconcileObserver;
 
@@ -61,6 +66,23 @@ export class Reconciler {
   /** The reports, sorted by key. */
   reports(): ProfileReport[] {
     return [...this.#reports.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, r]) => r);
+  }
+
+  /** The reports by key, unsorted (a live view: copy it to keep a snapshot). */
+  reportMap(): ReadonlyMap<string, ProfileReport> {
+    return this.#reports;
+  }
+
+  #pathOf(key: string, namespace: string, name: string): string {
+    return this.#installed.get(key)?.path ?? profilePath(this.#kubeletRoot, namespace, name);
+  }
+
+  #digest(key: string, path: string, content: string): string {
+    const memo = this.#installed.get(key);
+    if (memo?.content === content) return memo.sha256;
+    const digest = sha256(content);
+    this.#installed.set(key, { path, content, sha256: digest });
+    return digest;
   }
 
   /** The current plan entry for a key (drift repair uses it). */
@@ -123,7 +145,7 @@ export class Reconciler {
       const base = {
         namespace: d.namespace,
         name: d.name,
-        path: profilePath(this.#kubeletRoot, d.namespace, d.name),
+        path: this.#pathOf(key, d.namespace, d.name),
         localhostProfile: localhostProfile(d.namespace, d.name),
         warnings: d.kind === 'error' ? [] : d.warnings,
         bases: d.kind === 'disabled' ? [] : d.bases,
@@ -139,7 +161,7 @@ export class Reconciler {
           if (d.warnings.length > 0) {
             this.#log.warn({ profile: key }, `profile installed with warnings: ${describeFindings(key, d.warnings)}`);
           }
-          this.#reports.set(key, { ...base, state: 'Installed', sha256: sha256(d.content) });
+          this.#reports.set(key, { ...base, state: 'Installed', sha256: this.#digest(key, base.path, d.content) });
         } else if (d.kind === 'disabled') {
           if (await this.#writer.remove(d.namespace, d.name)) {
             result.removed.push(key);
@@ -169,6 +191,7 @@ export class Reconciler {
     for (const [key, d] of previous) {
       if (plan.has(key)) continue;
       this.#reports.delete(key);
+      this.#installed.delete(key);
       try {
         if (await this.#writer.remove(d.namespace, d.name)) {
           result.removed.push(key);
