@@ -10,12 +10,12 @@
 // Every command is the workshop's (from the repository root, where the pods are under
 // profiles/pods/); the test prints a transcript of commands and real output (docs/workshop.md
 // quotes it), and writes it to $SECCOMP_AGENT_TRANSCRIPT when that is set.
-import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startControlPlane, type CommandResult } from '../testbed/cluster.js';
+import { exec } from '../testbed/exec.js';
 import { startNodeStandIn, type PodRun } from '../testbed/kubelet.js';
 import { CODE_LOG, auditFence, auditMark, ensureAuditd, seccompRecords, type AuditMark } from '../testbed/node.js';
 import { NGINX_INDEX_HTML, ensureStaticProgram } from '../testbed/rootfs.js';
@@ -62,18 +62,10 @@ async function $(
 
 /** A command on the node (`ls`, `cat`, `grep`), recorded with the path shown as on a real node. */
 async function onNode(cmd: string, args: string[]): Promise<string> {
-  const r = await new Promise<{ out: string; code: number | null }>((resolve, reject) => {
-    const c = spawn(cmd, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LANG: 'C', TZ: 'UTC' } });
-    let out = '';
-    c.stdout.setEncoding('utf8');
-    c.stderr.setEncoding('utf8');
-    c.stdout.on('data', (d: string) => (out += d));
-    c.stderr.on('data', (d: string) => (out += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ out, code }));
-  });
-  transcript.push(`# ${show([cmd, ...args].join(' '))}`, show(r.out));
-  return r.out;
+  const r = await exec(cmd, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LANG: 'C', TZ: 'UTC' } });
+  const out = `${r.stdout}${r.stderr}`;
+  transcript.push(`# ${show([cmd, ...args].join(' '))}`, show(out));
+  return out;
 }
 
 async function curl(path: string): Promise<string> {

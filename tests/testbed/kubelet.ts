@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { KubeClient, isKubeApiError } from '../../agent/src/kube/client.js';
 import { loadKubeconfig } from '../../agent/src/kube/kubeconfig.js';
 import type { ControlPlane, TestLike } from './cluster.js';
+import { pollUntil } from './exec.js';
 import { startNginx, type NginxContainer } from './node.js';
 
 interface SeccompProfileRef {
@@ -339,24 +340,24 @@ export async function startNodeStandIn(t: TestLike, o: NodeStandInOptions): Prom
   return {
     node,
     async waitPod(namespace, name, timeoutMs = 60_000) {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const list = await client.request<{ items: PodObj[] }>({
-          method: 'GET',
-          path: `/api/v1/namespaces/${namespace}/pods`,
-          query: { fieldSelector: `metadata.name=${name}` },
-        });
-        const uid = list.items[0]?.metadata.uid;
-        const run = uid === undefined ? undefined : runs.get(uid);
-        if (run !== undefined) return run;
-        if (Date.now() > end) {
-          const why = loopError instanceof Error ? ` (last error: ${loopError.message})` : '';
-          throw new Error(
-            `node stand-in ${node}: pod ${namespace}/${name} was not started within ${timeoutMs} ms${why}`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 100));
+      const started = await pollUntil(
+        async () => {
+          const list = await client.request<{ items: PodObj[] }>({
+            method: 'GET',
+            path: `/api/v1/namespaces/${namespace}/pods`,
+            query: { fieldSelector: `metadata.name=${name}` },
+          });
+          const uid = list.items[0]?.metadata.uid;
+          return uid === undefined ? undefined : runs.get(uid);
+        },
+        timeoutMs,
+        100,
+      );
+      if (started === undefined) {
+        const why = loopError instanceof Error ? ` (last error: ${loopError.message})` : '';
+        throw new Error(`node stand-in ${node}: pod ${namespace}/${name} was not started within ${timeoutMs} ms${why}`);
       }
+      return started;
     },
     stop,
   };
