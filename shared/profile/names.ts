@@ -8,7 +8,7 @@ export function objectNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'must not be empty';
   if (name.length > 253) return `must be at most 253 characters (has ${name.length})`;
   if (!DNS1123_SUBDOMAIN.test(name)) {
-    return `"${name}" is not a valid name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit`;
+    return `${JSON.stringify(name)} is not a valid name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit`;
   }
   return undefined;
 }
@@ -18,7 +18,7 @@ export function namespaceProblem(ns: string): string | undefined {
   if (ns.length === 0) return 'must not be empty';
   if (ns.length > 63) return `must be at most 63 characters (has ${ns.length})`;
   if (!DNS1123_LABEL.test(ns)) {
-    return `"${ns}" is not a valid namespace: use lower-case letters, digits and '-', starting and ending with a letter or digit`;
+    return `${JSON.stringify(ns)} is not a valid namespace: use lower-case letters, digits and '-', starting and ending with a letter or digit`;
   }
   return undefined;
 }

@@ -5,7 +5,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { ACTIONS_WITH_ERRNO, API_GROUP, API_VERSION, KIND } from './enums.js';
-import type { Finding } from './findings.js';
+import { boundFindings, MAX_LISTED_FINDINGS, MAX_QUOTED_CHARS, type Finding } from './findings.js';
 import { namespaceProblem, objectNameProblem } from './names.js';
 import { SpecSchema, type SeccompProfile, type SeccompProfileSpec, type SyscallRule } from './schema.js';
 
@@ -33,24 +33,46 @@ ajv.addFormat('int64', true);
 ajv.addFormat('date-time', true);
 const checkSpec = ajv.compile<SeccompProfileSpec>(SpecSchema);
 
-/** `/syscalls/0/action` → `spec.syscalls[0].action`. */
+/** At most MAX_QUOTED_CHARS of `s`, saying how long it really was. */
+function clip(s: string): string {
+  return s.length <= MAX_QUOTED_CHARS ? s : `${s.slice(0, MAX_QUOTED_CHARS)}… (${s.length} characters)`;
+}
+
+/** A field name as a path segment: plain when it is an identifier, else quoted, escaped and clipped. */
+function segment(name: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name) ? `.${name}` : `[${JSON.stringify(clip(name))}]`;
+}
+
+/** Ajv's JSON pointer (`/syscalls/0/action`, with ~0 and ~1 escapes) → `spec.syscalls[0].action`. */
 function fieldPath(instancePath: string, extra?: string): string {
-  const parts = instancePath.split('/').filter((p) => p.length > 0);
+  const parts = instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (extra !== undefined) parts.push(extra);
   let out = 'spec';
-  for (const p of parts) out += /^\d+$/.test(p) ? `[${p}]` : `.${p}`;
+  for (const p of parts) out += /^\d{1,9}$/.test(p) ? `[${p}]` : segment(p);
   return out;
 }
 
+/**
+ * User input as a message shows it: strings and numbers as JSON (escaped, clipped), lists and
+ * mappings by their kind only, since they can be of any size and depth.
+ */
 function describeValue(v: unknown): string {
-  return typeof v === 'string'
-    ? `"${v}"`
-    : (JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v));
+  if (typeof v === 'string') return JSON.stringify(clip(v));
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return `a list of ${v.length}`;
+  if (v !== null && typeof v === 'object') return 'a mapping';
+  return String(v);
 }
 
 function valueAt(root: unknown, instancePath: string): unknown {
   let cur: unknown = root;
-  for (const p of instancePath.split('/').filter((s) => s.length > 0)) {
+  for (const p of instancePath
+    .split('/')
+    .slice(1)
+    .map((x) => x.replace(/~1/g, '/').replace(/~0/g, '~'))) {
     if (cur === null || typeof cur !== 'object') return undefined;
     cur = (cur as Record<string, unknown>)[p];
   }
@@ -111,12 +133,17 @@ function ajvFinding(e: ErrorObject, spec: unknown): Finding {
   }
 }
 
-/** Ajv knows numbers, not bigints: validate a copy where bigints are plain numbers. */
-function forSchemaCheck(v: unknown): unknown {
+/**
+ * Ajv knows numbers, not bigints: validate a copy where bigints are plain numbers. The spec's
+ * values sit at most 4 levels down (spec.syscalls[i].args[j].value); below 6 the input is wrong
+ * anyway and is left as it is, so no nesting depth can exhaust the stack.
+ */
+function forSchemaCheck(v: unknown, depth = 0): unknown {
   if (typeof v === 'bigint') return Number(v);
-  if (Array.isArray(v)) return v.map(forSchemaCheck);
+  if (depth > 6) return v;
+  if (Array.isArray(v)) return v.map((x) => forSchemaCheck(x, depth + 1));
   if (v !== null && typeof v === 'object') {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, forSchemaCheck(x)]));
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, forSchemaCheck(x, depth + 1)]));
   }
   return v;
 }
@@ -136,7 +163,12 @@ function distance(a: string, b: string): number {
   return row[b.length] ?? 0;
 }
 
+/** Names longer than any syscall's (the longest is 22 characters) get no suggestion. */
+const MAX_SUGGESTED_LENGTH = 32;
+
+/** The closest known name, or undefined; O(catalog × length²), so only for a few names per profile. */
 function closest(name: string, names: readonly string[]): string | undefined {
+  if (name.length > MAX_SUGGESTED_LENGTH) return undefined;
   let best: string | undefined;
   let bestD = Math.max(2, Math.floor(name.length / 3)) + 1;
   for (const n of names) {
@@ -156,6 +188,9 @@ const argKey = (rule: SyscallRule): string =>
 function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Finding[] {
   const out: Finding[] = [];
   const seen = new Map<string, { action: string; at: string }>();
+  // "Did you mean" costs an edit distance against every known name: only the names a message
+  // lists get one (boundFindings keeps the first MAX_LISTED_FINDINGS).
+  let suggestions = 0;
   (spec.syscalls ?? []).forEach((rule, i) => {
     const at = `spec.syscalls[${i}]`;
     if (rule.errnoRet !== undefined && !ACTIONS_WITH_ERRNO.includes(rule.action)) {
@@ -189,12 +224,12 @@ function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Fi
     const conditions = argKey(rule);
     rule.names.forEach((name, j) => {
       if (!catalog.isKnown(name)) {
-        const guess = closest(name, catalog.allNames());
+        const guess = suggestions++ < MAX_LISTED_FINDINGS ? closest(name, catalog.allNames()) : undefined;
         out.push({
           severity: 'error',
           reason: 'UnknownSyscall',
           path: `${at}.names[${j}]`,
-          message: `"${name}" is not a syscall on any architecture${guess === undefined ? '' : ` (did you mean "${guess}"?)`}; runc would skip it silently, so it is refused`,
+          message: `${describeValue(name)} is not a syscall on any architecture${guess === undefined ? '' : ` (did you mean "${guess}"?)`}; runc would skip it silently, so it is refused`,
         });
         return;
       }
@@ -207,7 +242,7 @@ function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Fi
           severity: 'warning',
           reason: 'ConflictingRules',
           path: `${at}.names[${j}]`,
-          message: `"${name}" already has action ${prior.action} at ${prior.at} with the same argument conditions; libseccomp keeps one of them, so the action taken is not the one you can read here`,
+          message: `${describeValue(name)} already has action ${prior.action} at ${prior.at} with the same argument conditions; libseccomp keeps one of them, so the action taken is not the one you can read here`,
         });
       }
     });
@@ -243,7 +278,13 @@ export function validateProfile(doc: unknown, catalog: SyscallCatalog, defaultNa
   >;
   const name = typeof meta['name'] === 'string' ? meta['name'] : '';
   const namespace = typeof meta['namespace'] === 'string' ? meta['namespace'] : defaultNamespace;
-  const ref = `${namespace}/${name === '' ? '<no name>' : name}`;
+  // A name that could be valid is kept whole (the ref keys the profile); one that is too long or
+  // holds control characters is shown escaped and clipped.
+  const refPart = (s: string, max: number): string =>
+    s.length <= max && /^[\x20-\x7e]*$/.test(s) ? s : JSON.stringify(clip(s));
+  const ref = `${refPart(namespace, 63)}/${name === '' ? '<no name>' : refPart(name, 253)}`;
+  const nameProblem = objectNameProblem(name);
+  const nsProblem = namespaceProblem(namespace);
   const findings: Finding[] = [];
   const expectedApi = `${API_GROUP}/${API_VERSION}`;
   if (obj['apiVersion'] !== expectedApi) {
@@ -257,17 +298,16 @@ export function validateProfile(doc: unknown, catalog: SyscallCatalog, defaultNa
   if (obj['kind'] !== KIND) {
     findings.push({ severity: 'error', reason: 'WrongKind', path: 'kind', message: `must be ${KIND}` });
   }
-  const nameProblem = objectNameProblem(name);
   if (nameProblem !== undefined) {
     findings.push({ severity: 'error', reason: 'InvalidName', path: 'metadata.name', message: nameProblem });
   }
-  const nsProblem = namespaceProblem(namespace);
   if (nsProblem !== undefined) {
     findings.push({ severity: 'error', reason: 'InvalidName', path: 'metadata.namespace', message: nsProblem });
   }
   findings.push(...validateSpec(obj['spec'], catalog));
-  const errors = findings.filter((f) => f.severity === 'error');
-  const warnings = findings.filter((f) => f.severity === 'warning');
+  const bounded = boundFindings(findings);
+  const errors = bounded.filter((f) => f.severity === 'error');
+  const warnings = bounded.filter((f) => f.severity === 'warning');
   if (errors.length > 0) return { ok: false, ref, errors, warnings };
   const profile: SeccompProfile = {
     apiVersion: expectedApi,

@@ -2,7 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
+import { describeFindings } from '../../../shared/profile/findings.js';
 import { validateProfile, validateSpec } from '../../../shared/profile/validate.js';
+import { parseSourceText } from '../../../agent/src/profiles/source-parse.js';
 import { SYSCALL_CATALOG } from '../../../shared/syscalls/index.js';
 import { repoRoot, sharedDir } from '../../helpers/shared.js';
 
@@ -92,4 +94,50 @@ t.test('a namespace defaults like kubectl does', async (t) => {
     SYSCALL_CATALOG,
   );
   t.equal(check.ok && check.profile.metadata.namespace, 'default');
+});
+
+/** A profile whose one rule lists `names`. */
+const profileWith = (names: string[], name = 'big'): Record<string, unknown> => ({
+  apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
+  kind: 'SeccompProfile',
+  metadata: { name, namespace: 't' },
+  spec: { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names, action: 'SCMP_ACT_ERRNO' }] },
+});
+
+t.test('item 6: 100,000 unknown syscall names give a message under 4 KiB that says how many more', async (t) => {
+  const names = Array.from({ length: 100_000 }, (_v, i) => `nosuchcall${i}`);
+  const check = validateProfile(profileWith(names), SYSCALL_CATALOG);
+  t.equal(check.ok, false, 'refused');
+  if (check.ok) return;
+  const unknown = check.errors.filter((e) => e.reason === 'UnknownSyscall');
+  t.equal(unknown.length, 10, 'ten unknown names are listed');
+  t.match(unknown[0], { path: 'spec.syscalls[0].names[0]', message: /"nosuchcall0" is not a syscall/ });
+  t.ok(check.errors.length <= 12, `${check.errors.length} findings kept`);
+  // The message the agent logs and shows in /v1/profiles (source-parse joins the same way).
+  const message = describeFindings(check.ref, check.errors);
+  t.ok(Buffer.byteLength(message) < 4096, `the message is ${Buffer.byteLength(message)} bytes`);
+  t.match(message, /and 99,990 more unknown syscall names/);
+  const parsed = parseSourceText('big.json', JSON.stringify(profileWith(names)), SYSCALL_CATALOG);
+  const said = parsed.problems.map((p) => p.message).join('\n');
+  t.ok(Buffer.byteLength(said) < 4096, `the file problem is ${Buffer.byteLength(said)} bytes`);
+  t.match(said, /and 99,990 more/);
+});
+
+t.test('item 6: a huge value or field name is quoted short and escaped in messages', async (t) => {
+  const long = `x\n${'y'.repeat(1_000_000)}`;
+  const check = validateProfile(
+    {
+      apiVersion: long,
+      kind: 'SeccompProfile',
+      metadata: { name: long, namespace: 't' },
+      spec: { defaultAction: long, [long]: 1, syscalls: [{ names: [long], action: 'SCMP_ACT_ERRNO' }] },
+    },
+    SYSCALL_CATALOG,
+  );
+  t.equal(check.ok, false);
+  if (check.ok) return;
+  const message = describeFindings(check.ref, check.errors);
+  t.ok(Buffer.byteLength(message) < 4096, `the message is ${Buffer.byteLength(message)} bytes`);
+  t.notOk(message.includes('\n'), 'no raw newline from the input');
+  for (const e of check.errors) t.ok(e.path.length + e.message.length < 400, `${e.reason} is short`);
 });
