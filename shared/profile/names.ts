@@ -22,3 +22,21 @@ export function namespaceProblem(ns: string): string | undefined {
   }
   return undefined;
 }
+
+/** The longest file name Linux file systems take (NAME_MAX), in bytes. */
+const NAME_MAX = 255;
+/**
+ * The node file is `<name>.json`, and npm's write-file-atomic first writes `<name>.json.<n>` with n
+ * a uint32 in decimal (up to 10 digits; node_modules/write-file-atomic/lib/index.js getTmpname).
+ * Names are ASCII, so characters are bytes.
+ */
+const TEMP_SUFFIX_MAX = '.json'.length + '.'.length + String(2 ** 32 - 1).length;
+
+/** The longest profile name whose file and temporary file fit NAME_MAX: 239. */
+export const MAX_PROFILE_NAME_LENGTH = NAME_MAX - TEMP_SUFFIX_MAX;
+
+/** Why a valid object name cannot name a profile file, or undefined when it can. */
+export function profileNameProblem(name: string): string | undefined {
+  if (name.length <= MAX_PROFILE_NAME_LENGTH) return undefined;
+  return `is ${name.length} characters; profile names can be at most ${MAX_PROFILE_NAME_LENGTH} characters, because the node file <name>.json and its temporary file <name>.json.<up to 10 digits> must fit the ${NAME_MAX}-byte file name limit`;
+}

@@ -6,7 +6,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { ACTIONS_WITH_ERRNO, API_GROUP, API_VERSION, KIND } from './enums.js';
 import { boundFindings, MAX_LISTED_FINDINGS, MAX_QUOTED_CHARS, type Finding } from './findings.js';
-import { namespaceProblem, objectNameProblem } from './names.js';
+import { namespaceProblem, objectNameProblem, profileNameProblem } from './names.js';
 import { SpecSchema, type SeccompProfile, type SeccompProfileSpec, type SyscallRule } from './schema.js';
 
 /** What validation needs to know about syscalls (the generated tables, passed in to keep this pure). */
@@ -284,6 +284,7 @@ export function validateProfile(doc: unknown, catalog: SyscallCatalog, defaultNa
     s.length <= max && /^[\x20-\x7e]*$/.test(s) ? s : JSON.stringify(clip(s));
   const ref = `${refPart(namespace, 63)}/${name === '' ? '<no name>' : refPart(name, 253)}`;
   const nameProblem = objectNameProblem(name);
+  const fileNameProblem = nameProblem === undefined ? profileNameProblem(name) : undefined;
   const nsProblem = namespaceProblem(namespace);
   const findings: Finding[] = [];
   const expectedApi = `${API_GROUP}/${API_VERSION}`;
@@ -300,6 +301,9 @@ export function validateProfile(doc: unknown, catalog: SyscallCatalog, defaultNa
   }
   if (nameProblem !== undefined) {
     findings.push({ severity: 'error', reason: 'InvalidName', path: 'metadata.name', message: nameProblem });
+  }
+  if (fileNameProblem !== undefined) {
+    findings.push({ severity: 'error', reason: 'NameTooLong', path: 'metadata.name', message: fileNameProblem });
   }
   if (nsProblem !== undefined) {
     findings.push({ severity: 'error', reason: 'InvalidName', path: 'metadata.namespace', message: nsProblem });
