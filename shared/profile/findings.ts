@@ -19,6 +19,14 @@ export const MAX_LISTED_FINDINGS = 10;
 /** Longest piece of user input quoted in a message (a value, a field name). */
 export const MAX_QUOTED_CHARS = 64;
 
+/** At most MAX_QUOTED_CHARS of `s`, saying how long it really was. */
+export function clip(s: string): string {
+  return s.length <= MAX_QUOTED_CHARS ? s : `${s.slice(0, MAX_QUOTED_CHARS)}… (${s.length} characters)`;
+}
+
+/** User text as a message quotes it: clipped and escaped as a JSON string. */
+export const quote = (s: string): string => JSON.stringify(clip(s));
+
 /** The reason of the one finding that stands for those left out. */
 export const MORE_FINDINGS = 'MoreFindings';
 
@@ -36,18 +44,31 @@ const WHAT: Readonly<Record<string, readonly [string, string]>> = {
  * says how many more (e.g. "and 99,990 more unknown syscall names"). Order is kept.
  */
 export function boundFindings(findings: readonly Finding[], max = MAX_LISTED_FINDINGS): Finding[] {
-  const out: Finding[] = [];
+  // Which to keep: summaries from an earlier bounding (they carry a count), then the first finding
+  // of each reason (so one rare problem is not hidden behind 100,000 of another), then the rest in order.
+  const keep = new Set<number>();
   const kept = { error: 0, warning: 0 };
-  const left = { error: new Map<string, number>(), warning: new Map<string, number>() };
-  for (const f of findings) {
-    if (f.reason === MORE_FINDINGS || kept[f.severity] < max) {
-      // A summary from an earlier bounding is kept as it is: it carries the count.
-      if (f.reason !== MORE_FINDINGS) kept[f.severity]++;
-      out.push(f);
-    } else {
-      left[f.severity].set(f.reason, (left[f.severity].get(f.reason) ?? 0) + 1);
+  const reasons = new Set<string>();
+  findings.forEach((f, i) => {
+    if (f.reason === MORE_FINDINGS) keep.add(i);
+    else if (!reasons.has(`${f.severity}:${f.reason}`) && kept[f.severity] < max) {
+      reasons.add(`${f.severity}:${f.reason}`);
+      keep.add(i);
+      kept[f.severity]++;
     }
-  }
+  });
+  findings.forEach((f, i) => {
+    if (!keep.has(i) && kept[f.severity] < max) {
+      keep.add(i);
+      kept[f.severity]++;
+    }
+  });
+  const out: Finding[] = [];
+  const left = { error: new Map<string, number>(), warning: new Map<string, number>() };
+  findings.forEach((f, i) => {
+    if (keep.has(i)) out.push(f);
+    else left[f.severity].set(f.reason, (left[f.severity].get(f.reason) ?? 0) + 1);
+  });
   for (const severity of ['error', 'warning'] as const) {
     const counts = [...left[severity]];
     const total = counts.reduce((n, [, c]) => n + c, 0);

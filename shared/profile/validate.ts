@@ -5,14 +5,17 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { ACTIONS_WITH_ERRNO, API_GROUP, API_VERSION, KIND } from './enums.js';
-import { boundFindings, MAX_LISTED_FINDINGS, MAX_QUOTED_CHARS, type Finding } from './findings.js';
+import { boundFindings, clip, MAX_LISTED_FINDINGS, type Finding } from './findings.js';
 import { namespaceProblem, objectNameProblem, profileNameProblem } from './names.js';
-import { SpecSchema, type SeccompProfile, type SeccompProfileSpec, type SyscallRule } from './schema.js';
+import { runtimeFindings, type Endianness } from './runtime.js';
+import { SpecSchema, type SeccompProfile, type SeccompProfileSpec } from './schema.js';
 
 /** What validation needs to know about syscalls (the generated tables, passed in to keep this pure). */
 export interface SyscallCatalog {
   isKnown(name: string): boolean;
   allNames(): readonly string[];
+  /** The node's byte order, which decides the architectures libseccomp can add; little when absent. */
+  readonly nodeEndianness?: Endianness;
 }
 
 /** Fields of the Docker / OCI profile format that v1beta1 does not have, with what to use instead. */
@@ -32,11 +35,6 @@ const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
 ajv.addFormat('int64', true);
 ajv.addFormat('date-time', true);
 const checkSpec = ajv.compile<SeccompProfileSpec>(SpecSchema);
-
-/** At most MAX_QUOTED_CHARS of `s`, saying how long it really was. */
-function clip(s: string): string {
-  return s.length <= MAX_QUOTED_CHARS ? s : `${s.slice(0, MAX_QUOTED_CHARS)}… (${s.length} characters)`;
-}
 
 /** A field name as a path segment: plain when it is an identifier, else quoted, escaped and clipped. */
 function segment(name: string): string {
@@ -181,13 +179,9 @@ function closest(name: string, names: readonly string[]): string | undefined {
   return best;
 }
 
-const argKey = (rule: SyscallRule): string =>
-  JSON.stringify((rule.args ?? []).map((a) => [a.index, String(a.value ?? 0), String(a.valueTwo ?? 0), a.op]).sort());
-
 /** The checks the schema cannot express, over a spec that passed the schema. */
 function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Finding[] {
   const out: Finding[] = [];
-  const seen = new Map<string, { action: string; at: string }>();
   // "Did you mean" costs an edit distance against every known name: only the names a message
   // lists get one (boundFindings keeps the first MAX_LISTED_FINDINGS).
   let suggestions = 0;
@@ -208,7 +202,7 @@ function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Fi
           severity: 'warning',
           reason: 'RepeatedArgIndex',
           path: `${at}.args[${j}].index`,
-          message: `argument ${arg.index} is compared more than once in this rule; libseccomp requires all to hold`,
+          message: `argument ${arg.index} is compared more than once in this rule: runc then adds each condition of the rule as a rule of its own, so it applies when any one of them holds, not when all do`,
         });
       }
       indexes.add(arg.index);
@@ -221,7 +215,6 @@ function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Fi
         });
       }
     });
-    const conditions = argKey(rule);
     rule.names.forEach((name, j) => {
       if (!catalog.isKnown(name)) {
         const guess = suggestions++ < MAX_LISTED_FINDINGS ? closest(name, catalog.allNames()) : undefined;
@@ -231,22 +224,12 @@ function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Fi
           path: `${at}.names[${j}]`,
           message: `${describeValue(name)} is not a syscall on any architecture${guess === undefined ? '' : ` (did you mean "${guess}"?)`}; runc would skip it silently, so it is refused`,
         });
-        return;
-      }
-      const key = `${name}\u0000${conditions}`;
-      const prior = seen.get(key);
-      if (prior === undefined) {
-        seen.set(key, { action: rule.action, at: `${at}.names[${j}]` });
-      } else if (prior.action !== rule.action) {
-        out.push({
-          severity: 'warning',
-          reason: 'ConflictingRules',
-          path: `${at}.names[${j}]`,
-          message: `${describeValue(name)} already has action ${prior.action} at ${prior.at} with the same argument conditions; libseccomp keeps one of them, so the action taken is not the one you can read here`,
-        });
       }
     });
   });
+  out.push(
+    ...runtimeFindings(spec, { endianness: catalog.nodeEndianness ?? 'little', isKnown: (n) => catalog.isKnown(n) }),
+  );
   return out;
 }
 

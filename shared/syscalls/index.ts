@@ -6,6 +6,7 @@
  * number without the bit is unknown on x32 (libseccomp masks the bit off, we do not, so that an
  * x86_64 number is never silently read as x32).
  */
+import { endianness } from 'node:os';
 import { SYSCALL_TABLES, type TableArch } from './tables.generated.js';
 
 /** Our architecture names. */
@@ -96,8 +97,12 @@ export function knownSyscallNames(): readonly string[] {
   return ALL_NAMES;
 }
 
-/** The catalog profile validation uses: the generated tables. */
-export const SYSCALL_CATALOG = Object.freeze({ isKnown: isKnownSyscall, allNames: knownSyscallNames });
+/** The catalog profile validation uses: the generated tables, and this machine's byte order. */
+export const SYSCALL_CATALOG = Object.freeze({
+  isKnown: isKnownSyscall,
+  allNames: knownSyscallNames,
+  nodeEndianness: endianness() === 'BE' ? ('big' as const) : ('little' as const),
+});
 
 /** The arches whose table has `name`, in ARCHES order; empty if none. */
 export function archesKnowing(name: string): Arch[] {

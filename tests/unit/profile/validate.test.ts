@@ -33,7 +33,9 @@ t.test('every bad profile in the corpus gets its expected message', async (t) =>
   }
 });
 
-t.test('the real and workshop profiles are valid', async (t) => {
+t.test('the real and workshop profiles are valid, except the two runc 1.1.5 refuses', async (t) => {
+  // results.txt: runc 1.1.5 refuses these two for their architectures (see render.test.ts).
+  const refused = new Set(['moby-default.yaml', 'podman-default.yaml']);
   const dirs = [join(sharedDir(), 'real-profiles'), join(repoRoot, 'profiles')];
   for (const dir of dirs) {
     for (const f of readdirSync(dir).filter((x) => x.endsWith('.yaml') && !x.endsWith('.original.yaml'))) {
@@ -41,9 +43,14 @@ t.test('the real and workshop profiles are valid', async (t) => {
         const obj = parse(doc) as { kind?: string } | null;
         if (obj?.kind !== 'SeccompProfile') continue;
         const check = validateProfile(obj, SYSCALL_CATALOG);
+        if (refused.has(f)) {
+          t.match(check, { ok: false, errors: [{ path: /^spec\.architectures\[\d+\]$/ }] }, `${f} is refused`);
+          continue;
+        }
         t.ok(check.ok, `${f} is valid`, check.ok ? {} : { errors: check.errors });
         if (check.ok && f.startsWith('podman-default')) {
-          // podman lists setns as ALLOW and as ERRNO with no arguments: runc loads it, so it is a warning
+          // podman lists setns as ALLOW and as ERRNO (its default) with no arguments: runc skips the
+          // ERRNO rule and loads the rest, so it is a warning
           t.ok(
             check.warnings.some((w) => w.reason === 'ConflictingRules' && w.message.includes('"setns"')),
             `${f}: setns conflict is a warning`,
