@@ -46,11 +46,13 @@ const MAX_UINT64 = 0xffff_ffff_ffff_ffffn;
  * The action as runc hands it to libseccomp: KILL is KILL_THREAD, and ERRNO and TRACE carry their
  * return value (EPERM when errnoRet is left out or 0, which the rendered file leaves out).
  */
-function runcAction(action: Action, errnoRet: number | undefined): string {
+function runcAction(action: Action, errnoRet: number | bigint | undefined): string {
   if (action === 'SCMP_ACT_KILL') return 'SCMP_ACT_KILL_THREAD';
   if (action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE') {
-    const ret = errnoRet === undefined || errnoRet === 0 ? 1 : errnoRet & 0xffff;
-    return `${action}(${ret})`;
+    // 0 is left out of the file, so EPERM; otherwise runc keeps the low 16 bits. A value from YAML
+    // above 2^53 stays a bigint, so compute in bigints.
+    if (errnoRet === undefined || BigInt(errnoRet) === 0n) return `${action}(1)`;
+    return `${action}(${BigInt(errnoRet) & 0xffffn})`;
   }
   return action;
 }
@@ -146,20 +148,21 @@ export function runtimeFindings(spec: SeccompProfileSpec, node: RuntimeTarget): 
   const added = new Map<string, Entry>();
   (spec.syscalls ?? []).forEach((rule, i) => {
     const at = `spec.syscalls[${i}]`;
-    if (rule.action === 'SCMP_ACT_ERRNO' && rule.errnoRet !== undefined && rule.errnoRet > MAX_ERRNO_RET) {
+    const errnoRet = rule.errnoRet === undefined ? undefined : Number(rule.errnoRet);
+    if (rule.action === 'SCMP_ACT_ERRNO' && errnoRet !== undefined && errnoRet > MAX_ERRNO_RET) {
       out.push({
         severity: 'error',
         reason: 'ErrnoRetOutOfRange',
         path: `${at}.errnoRet`,
-        message: `${rule.errnoRet} is out of range: SCMP_ACT_ERRNO takes 0 to ${MAX_ERRNO_RET}; libseccomp refuses 4095 to 65535 (runc then starts no pod) and runc cuts larger values to 16 bits (65536 would return 0, so the call would seem to succeed)`,
+        message: `${String(rule.errnoRet)} is out of range: SCMP_ACT_ERRNO takes 0 to ${MAX_ERRNO_RET}; libseccomp refuses 4095 to 65535 (runc then starts no pod) and runc cuts larger values to 16 bits (65536 would return 0, so the call would seem to succeed)`,
       });
     }
-    if (rule.action === 'SCMP_ACT_TRACE' && rule.errnoRet !== undefined && rule.errnoRet > MAX_TRACE_RET) {
+    if (rule.action === 'SCMP_ACT_TRACE' && errnoRet !== undefined && errnoRet > MAX_TRACE_RET) {
       out.push({
         severity: 'error',
         reason: 'ErrnoRetOutOfRange',
         path: `${at}.errnoRet`,
-        message: `${rule.errnoRet} is out of range: SCMP_ACT_TRACE passes 0 to ${MAX_TRACE_RET} to the tracer; runc cuts larger values to 16 bits`,
+        message: `${String(rule.errnoRet)} is out of range: SCMP_ACT_TRACE passes 0 to ${MAX_TRACE_RET} to the tracer; runc cuts larger values to 16 bits`,
       });
     }
     (rule.args ?? []).forEach((arg, j) => {

@@ -7,6 +7,7 @@ import type { SeccompProfileSpec } from '../../../shared/profile/schema.js';
 import { validateProfile } from '../../../shared/profile/validate.js';
 import { SYSCALL_CATALOG } from '../../../shared/syscalls/index.js';
 import { RUNC_CASES } from '../../fixtures/runc-cases.js';
+import { parseSourceText } from '../../../agent/src/profiles/source-parse.js';
 
 const profile = (spec: unknown): Record<string, unknown> => ({
   apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
@@ -63,4 +64,26 @@ t.test('item 16: unknown names take no room in the filter', async (t) => {
     SYSCALL_CATALOG,
   );
   t.notOk(!check.ok && check.errors.some((e) => e.reason === 'TooManyRules'), 'no TooManyRules');
+});
+
+t.test('R4 found: an errnoRet above 2^53 in YAML (read as a bigint) is refused, not a crash', async (t) => {
+  const text = `apiVersion: security-profiles-operator.x-k8s.io/v1beta1
+kind: SeccompProfile
+metadata: {name: big-errno, namespace: t}
+spec:
+  defaultAction: SCMP_ACT_ALLOW
+  syscalls:
+  - {names: [mkdir], action: SCMP_ACT_ERRNO, errnoRet: 99999999999999999999}
+`;
+  const parsed = parseSourceText('big-errno.yaml', text, SYSCALL_CATALOG);
+  t.match(parsed.profiles[0]?.profile, {
+    ok: false,
+    errors: [
+      {
+        path: 'spec.syscalls[0].errnoRet',
+        reason: 'ErrnoRetOutOfRange',
+        message: /^99999999999999999999 is out of range/,
+      },
+    ],
+  });
 });
