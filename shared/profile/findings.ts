@@ -37,6 +37,7 @@ export const thousands = (n: number): string => String(n).replace(/\B(?=(\d{3})+
 const WHAT: Readonly<Record<string, readonly [string, string]>> = {
   UnknownSyscall: ['unknown syscall name', 'unknown syscall names'],
   ConflictingRules: ['conflicting rule', 'conflicting rules'],
+  SyscallUnknownToLibseccomp: ['name libseccomp 2.5.4 does not know', 'names libseccomp 2.5.4 does not know'],
 };
 
 /**

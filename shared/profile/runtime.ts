@@ -34,6 +34,31 @@ const RUNC_ARCHES: ReadonlyMap<string, Endianness> = new Map([
   ['SCMP_ARCH_S390X', 'big'],
 ]);
 
+/**
+ * Names in our tables that libseccomp 2.5.4 cannot resolve on x86_64 (`scmp_sys_resolver -a x86_64
+ * NAME` prints -1; tests/node/runc-refusals.test.ts checks the list against it): syscalls newer than
+ * its tables, and riscv_hwprobe. runc skips such a name without a word (seccomp_linux.go matchCall:
+ * "unknown seccomp syscall ... ignored", at debug level). Other arches differ a little; this is the
+ * x86_64 list.
+ */
+export const LIBSECCOMP_UNKNOWN: ReadonlySet<string> = new Set([
+  'file_getattr',
+  'file_setattr',
+  'getxattrat',
+  'listmount',
+  'listxattrat',
+  'lsm_get_self_attr',
+  'lsm_list_modules',
+  'lsm_set_self_attr',
+  'mseal',
+  'open_tree_attr',
+  'removexattrat',
+  'riscv_hwprobe',
+  'setxattrat',
+  'statmount',
+  'uretprobe',
+]);
+
 /** libseccomp refuses SCMP_ACT_ERRNO data >= MAX_ERRNO (4095) with EINVAL (sys_chk_seccomp_action). */
 export const MAX_ERRNO_RET = 4094;
 /** runc passes errnoRet through int16: above 16 bits it wraps (65536 becomes 0). */
@@ -198,11 +223,19 @@ export function runtimeFindings(spec: SeccompProfileSpec, node: RuntimeTarget): 
     const sets = runcConditionSets(rule);
     rule.names.forEach((name, j) => {
       const here = { action, shown: rule.action, at: `${at}.names[${j}]` };
+      if (!skipped && LIBSECCOMP_UNKNOWN.has(name)) {
+        out.push({
+          severity: 'warning',
+          reason: 'SyscallUnknownToLibseccomp',
+          path: here.at,
+          message: `${quote(name)} is not in libseccomp 2.5.4's table (it is newer): runc 1.1.5 skips it without a word, so this rule does not apply to it and the default action ${spec.defaultAction} does`,
+        });
+      }
       for (const set of sets) {
         const key = `${name}\u0000${set}`;
         const first = written.get(key);
         if (first === undefined) written.set(key, here);
-        if (!skipped && node.isKnown(name)) {
+        if (!skipped && node.isKnown(name) && !LIBSECCOMP_UNKNOWN.has(name)) {
           const loaded = added.get(key);
           if (loaded === undefined) added.set(key, here);
           else if (loaded.action !== action && set !== '') {

@@ -6,8 +6,10 @@ import t from 'tap';
 import { renderSpec } from '../../shared/profile/render.js';
 import type { SeccompProfileSpec } from '../../shared/profile/schema.js';
 import { validateProfile } from '../../shared/profile/validate.js';
-import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
+import { LIBSECCOMP_UNKNOWN } from '../../shared/profile/runtime.js';
+import { SYSCALL_CATALOG, knownSyscallNames } from '../../shared/syscalls/index.js';
 import { COMMAND, RUNC_CASES } from '../fixtures/runc-cases.js';
+import { exec } from '../testbed/exec.js';
 import { RUNC_SPEC_CAPABILITIES, runContainer } from '../testbed/node.js';
 import { ensureBusyboxRootfs } from '../testbed/rootfs.js';
 
@@ -50,3 +52,13 @@ for (const c of RUNC_CASES) {
     t.match(findings, [c.finding], `${c.finding.severity} at ${c.finding.path}: ${c.finding.message.source}`);
   });
 }
+
+t.test('item 16: the names libseccomp 2.5.4 cannot resolve are exactly LIBSECCOMP_UNKNOWN', async (t) => {
+  const unknown: string[] = [];
+  for (const name of knownSyscallNames()) {
+    const r = await exec('scmp_sys_resolver', ['-a', 'x86_64', name], { timeoutMs: 10_000 });
+    t.equal(r.code, 0, `scmp_sys_resolver ${name}`);
+    if (r.stdout.trim() === '-1') unknown.push(name);
+  }
+  t.same(unknown.sort(), [...LIBSECCOMP_UNKNOWN].sort(), `${unknown.length} names runc 1.1.5 would skip`);
+});
