@@ -238,22 +238,29 @@ export function runtimeFindings(spec: SeccompProfileSpec, node: RuntimeTarget): 
         if (!skipped && node.isKnown(name) && !LIBSECCOMP_UNKNOWN.has(name)) {
           const loaded = added.get(key);
           if (loaded === undefined) added.set(key, here);
-          else if (loaded.action !== action && set !== '') {
-            out.push({
-              severity: 'error',
-              reason: 'ConflictingRules',
-              path: here.at,
-              message: `${quote(name)} already has action ${loaded.shown} at ${loaded.at} with the same argument conditions; with conditions libseccomp refuses a second action ("error adding seccomp rule for syscall ${clip(name)}: file exists") and runc starts no pod; keep one rule`,
-            });
+          else if (loaded.action !== action) {
+            out.push(
+              set === ''
+                ? {
+                    severity: 'warning',
+                    reason: 'ConflictingRules',
+                    path: here.at,
+                    message: `${quote(name)} already has action ${loaded.shown} at ${loaded.at} with the same argument conditions; libseccomp keeps the first (${loaded.shown}), so the action here is never taken`,
+                  }
+                : {
+                    severity: 'error',
+                    reason: 'ConflictingRules',
+                    path: here.at,
+                    message: `${quote(name)} already has action ${loaded.shown} at ${loaded.at} with the same argument conditions; with conditions libseccomp refuses a second action ("error adding seccomp rule for syscall ${clip(name)}: file exists") and runc starts no pod; keep one rule`,
+                  },
+            );
             continue;
-          }
+          } else continue;
         }
         if (first === undefined || first.action === action) continue;
         const which = skipped
-          ? `runc skips this rule, whose action is the default action, so ${first.shown} applies`
-          : first.action === defaultAction
-            ? `that rule has the default action and runc skips it, so ${rule.action} here applies`
-            : `libseccomp keeps the first (${first.shown}), so the action here is never taken`;
+          ? `runc skips this rule, whose action is the default action, so ${(added.get(key) ?? first).shown} applies`
+          : `that rule has the default action and runc skips it, so ${rule.action} here applies`;
         out.push({
           severity: 'warning',
           reason: 'ConflictingRules',

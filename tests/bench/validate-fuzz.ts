@@ -36,6 +36,7 @@ let largestMessage = 0;
 let slowestMs = 0;
 let firstCrash: string | undefined;
 const started = process.hrtime.bigint();
+out(`validate-fuzz: seed ${seed}, ${runs} runs (node ${process.version})`);
 fc.assert(
   fc.property(anyProfileInput(realProfileDocs()), (doc) => {
     counts.inputs++;
@@ -63,16 +64,20 @@ fc.assert(
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     slowestMs = Math.max(slowestMs, ms);
     if (ms > 1000) counts.slow++;
-    if (counts.inputs % 100_000 === 0) out(`  ${counts.inputs} inputs…`);
+    if (counts.inputs % 50_000 === 0) report();
   }),
   { numRuns: runs, seed },
 );
-const totalMs = Number(process.hrtime.bigint() - started) / 1e6;
-out(`validate-fuzz: seed ${seed}, ${runs} runs (node ${process.version})`);
-out(
-  `inputs ${counts.inputs}  accepted ${counts.accepted}  refused ${counts.refused}  crashes ${counts.crashes}  oversized ${counts.oversized}  slow (>1 s) ${counts.slow}`,
-);
-out(
-  `largest finding ${largestFinding} B (limit ${MAX_FINDING_BYTES})  largest message ${largestMessage} B  slowest input ${slowestMs.toFixed(1)} ms  mean ${((totalMs / counts.inputs) * 1000).toFixed(0)} µs per input (generation included)`,
-);
+/** The counts so far (printed every 50,000 inputs, so a long run that is stopped still tells). */
+function report(): void {
+  const totalMs = Number(process.hrtime.bigint() - started) / 1e6;
+  out(
+    `inputs ${counts.inputs}  accepted ${counts.accepted}  refused ${counts.refused}  crashes ${counts.crashes}  oversized ${counts.oversized}  slow (>1 s) ${counts.slow}`,
+  );
+  out(
+    `  largest finding ${largestFinding} B (limit ${MAX_FINDING_BYTES})  largest message ${largestMessage} B  slowest input ${slowestMs.toFixed(1)} ms  mean ${((totalMs / counts.inputs) * 1000).toFixed(0)} µs per input (generation included)`,
+  );
+}
+out('done:');
+report();
 if (firstCrash !== undefined) out(`first crash:\n${firstCrash}`);

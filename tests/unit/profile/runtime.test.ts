@@ -87,3 +87,30 @@ spec:
     ],
   });
 });
+
+t.test('item 16: a conflict warning names the rule that is taken', async (t) => {
+  const check = validateProfile(
+    profile({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [
+        { names: ['mkdir'], action: 'SCMP_ACT_ALLOW' },
+        { names: ['mkdir'], action: 'SCMP_ACT_ERRNO' },
+        { names: ['mkdir'], action: 'SCMP_ACT_KILL' },
+      ],
+    }),
+    SYSCALL_CATALOG,
+  );
+  t.match(check, {
+    ok: true,
+    warnings: [
+      {
+        path: 'spec.syscalls[1].names[0]',
+        message: /that rule has the default action and runc skips it, so SCMP_ACT_ERRNO here applies/,
+      },
+      {
+        path: 'spec.syscalls[2].names[0]',
+        message: /at spec\.syscalls\[1\]\.names\[0\].*libseccomp keeps the first \(SCMP_ACT_ERRNO\)/,
+      },
+    ],
+  });
+});
