@@ -138,7 +138,7 @@ function architectureFindings(spec: SeccompProfileSpec, node: Endianness): Findi
 export interface RuntimeTarget {
   /** The node's byte order. */
   readonly endianness: Endianness;
-  /** Whether libseccomp resolves a name (runc skips the others, so they take no room in the filter). */
+  /** Whether a name is a syscall at all; the others are refused elsewhere and skipped here. */
   isKnown(name: string): boolean;
 }
 
@@ -222,6 +222,8 @@ export function runtimeFindings(spec: SeccompProfileSpec, node: RuntimeTarget): 
     const skipped = action === defaultAction;
     const sets = runcConditionSets(rule);
     rule.names.forEach((name, j) => {
+      // A name no architecture knows is refused on its own (validate.ts), and runc would skip it.
+      if (!node.isKnown(name)) return;
       const here = { action, shown: rule.action, at: `${at}.names[${j}]` };
       if (!skipped && LIBSECCOMP_UNKNOWN.has(name)) {
         out.push({
@@ -235,7 +237,7 @@ export function runtimeFindings(spec: SeccompProfileSpec, node: RuntimeTarget): 
         const key = `${name}\u0000${set}`;
         const first = written.get(key);
         if (first === undefined) written.set(key, here);
-        if (!skipped && node.isKnown(name) && !LIBSECCOMP_UNKNOWN.has(name)) {
+        if (!skipped && !LIBSECCOMP_UNKNOWN.has(name)) {
           const loaded = added.get(key);
           if (loaded === undefined) added.set(key, here);
           else if (loaded.action !== action) {
