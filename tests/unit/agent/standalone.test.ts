@@ -265,6 +265,8 @@ t.test('bad flags exit 2 with a usage message; --help exits 0', async (t) => {
     ['a string flag without its value', ['--profiles-dir'], {}],
     ['no --profiles-dir at all', ['--once'], {}],
     ['a bad boolean in an environment twin', ['--profiles-dir', 'profiles'], { SECCOMP_AGENT_ONCE: 'maybe' }],
+    ['item 14: an empty $SECCOMP_AGENT_PROFILES_DIR', ['--once'], { SECCOMP_AGENT_PROFILES_DIR: '' }],
+    ['item 14: an empty --kubelet-root', ['--profiles-dir', 'profiles', '--once', '--kubelet-root='], {}],
   ];
   for (const [what, args, env] of cases) {
     const r = await cli(args, env);
