@@ -13,7 +13,7 @@ import { DriftGuard } from './profiles/drift.js';
 import type { WriterFs } from './profiles/fs.js';
 import { Reconciler, type ApplyResult, type ProfileReport, type ReconcileObserver } from './profiles/reconciler.js';
 import { ProfileWriter } from './profiles/writer.js';
-import type { ProfileView } from './http/server.js';
+import type { ProfileView, SourceProblemView } from './http/server.js';
 
 export const PROFILE_UID = 65535;
 export const PROFILE_GID = 65535;
@@ -43,6 +43,8 @@ export interface SyncSummary {
 export interface Standalone {
   first: SyncSummary;
   reports: () => ProfileReport[];
+  /** The problems of the latest read of the directory, by file and document (for /v1/profiles). */
+  problems: () => SourceProblemView[];
   /** Resolves after the next reload triggered by a change in the directory (for tests). */
   stop: () => Promise<void>;
 }
@@ -71,8 +73,12 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
   const reconciler = new Reconciler(writer, deps.kubeletRoot, log.child({ component: 'reconciler' }), deps.observer);
   const source = new DirSource(deps.profilesDir, deps.catalog, log.child({ component: 'source' }));
 
+  let latest: SourceSnapshot | undefined;
+  const problems = (): SourceProblemView[] =>
+    (latest?.problems ?? []).map((p) => ({ file: p.file, document: p.doc, message: p.message }));
   const sync = async (sweep: boolean): Promise<SyncSummary> => {
     const snapshot = await source.load();
+    latest = snapshot;
     for (const p of snapshot.problems) log.error(p.message);
     for (const k of snapshot.profiles) {
       if (k.ok && k.warnings.length > 0) {
@@ -103,7 +109,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
     },
     'first sync done',
   );
-  if (!deps.follow) return { first, reports: () => reconciler.reports(), stop: async () => {} };
+  if (!deps.follow) return { first, reports: () => reconciler.reports(), problems, stop: async () => {} };
 
   const drift = new DriftGuard(
     writer.operatorDir,
@@ -128,6 +134,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
   return {
     first,
     reports: () => reconciler.reports(),
+    problems,
     stop: async () => {
       await source.close();
       await drift.close();
