@@ -42,8 +42,12 @@ async function runOnce(config: Config, profilesDir: string, log: Logger): Promis
   process.stdout.write(
     `${installed} profile(s) installed under ${config.kubeletRoot}, ${failed.length} failed, ${problems.length} problem(s) in ${profilesDir}\n`,
   );
-  if (failed.length === 0 && problems.length === 0) return 0;
+  const strays = agent.first.sweepFailures;
+  if (strays.length > 0)
+    process.stdout.write(`${strays.length} stray file(s) under the operator directory could not be removed\n`);
+  if (failed.length === 0 && problems.length === 0 && strays.length === 0) return 0;
   for (const p of problems) process.stderr.write(`seccomp-agent: ${p.message}\n`);
+  for (const f of strays) process.stderr.write(`seccomp-agent: ${f.message}\n`);
   for (const r of failed) {
     if (!problems.some((p) => p.message.includes(`${r.namespace}/${r.name}:`))) {
       process.stderr.write(`seccomp-agent: ${r.message ?? r.path}\n`);

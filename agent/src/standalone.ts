@@ -38,6 +38,8 @@ export interface SyncSummary {
   snapshot: SourceSnapshot;
   result: ApplyResult;
   reports: ProfileReport[];
+  /** Strays the start-up sweep could not remove, with the cause (empty after a later sync). */
+  sweepFailures: { path: string; message: string }[];
 }
 
 export interface Standalone {
@@ -77,6 +79,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
   const problems = (): SourceProblemView[] =>
     (latest?.problems ?? []).map((p) => ({ file: p.file, document: p.doc, message: p.message }));
   const sync = async (sweep: boolean): Promise<SyncSummary> => {
+    let sweepFailures: SyncSummary['sweepFailures'] = [];
     const snapshot = await source.load();
     latest = snapshot;
     for (const p of snapshot.problems) log.error(p.message);
@@ -93,10 +96,10 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
           'some profile files cannot be read: keeping every installed profile file until they can',
         );
       }
-      await reconciler.sweep(plan, snapshot.unreadable > 0);
+      sweepFailures = (await reconciler.sweep(plan, snapshot.unreadable > 0)).failed;
     }
     const result = await reconciler.apply(plan);
-    return { snapshot, result, reports: reconciler.reports() };
+    return { snapshot, result, reports: reconciler.reports(), sweepFailures };
   };
 
   const first = await sync(true);
