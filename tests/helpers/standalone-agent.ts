@@ -88,6 +88,20 @@ export const readOrUndef = (p: string): Promise<Buffer | undefined> => fs.readFi
 export const profileYaml = (ns: string, name: string, spec: string): string =>
   `apiVersion: ${API}\nkind: SeccompProfile\nmetadata:\n  name: ${name}\n  namespace: ${ns}\nspec:\n${spec}`;
 
+/** A "billion laughs" YAML document: 9 levels of 9 aliases each, 9^9 strings if expanded. */
+export const aliasBomb = (): string => {
+  const names = 'abcdefghi';
+  const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (let i = 1; i < names.length; i++) {
+    lines.push(
+      `${names[i]}: &${names[i]} [${Array(9)
+        .fill(`*${names[i - 1]}`)
+        .join(',')}]`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+};
+
 /** A running agent (follow mode) with its JSON log. */
 export interface Agent {
   child: ChildProcess;

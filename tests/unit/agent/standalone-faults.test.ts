@@ -5,7 +5,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
-import { cli, profileYaml, readOrUndef, requireBuiltAgent, startAgent, until } from '../../helpers/standalone-agent.js';
+import {
+  aliasBomb,
+  cli,
+  profileYaml,
+  readOrUndef,
+  requireBuiltAgent,
+  startAgent,
+  until,
+} from '../../helpers/standalone-agent.js';
 import { mustExec } from '../../testbed/exec.js';
 
 await requireBuiltAgent();
@@ -144,4 +152,69 @@ t.test('item 5: a read-only kubelet root: Error per profile with the real cause,
     );
     t.notMatch(r.stdout + r.stderr, /ENOENT/, 'not ENOENT');
   });
+});
+
+t.test('item 12: /v1/profiles shows the truth on disk and the source file problems', async (t) => {
+  const dir = t.testdir({
+    profiles: {
+      'a.yaml': profileYaml('t1', 'a', '  defaultAction: SCMP_ACT_LOG\n'),
+      'dup.yaml': profileYaml('t1', 'a', '  defaultAction: SCMP_ACT_ERRNO\n'),
+      'bomb.yaml': aliasBomb(),
+    },
+    kubelet: {},
+  });
+  const root = path.join(dir, 'kubelet');
+  const op = path.join(root, 'seccomp', 'operator');
+  const aFile = path.join(op, 't1', 'a.json');
+  const agent = await startAgent(t, path.join(dir, 'profiles'), root);
+  await until('/readyz 200', async () => ((await fetch(`${agent.base}/readyz`)).status === 200 ? true : undefined));
+
+  await t.test('file problems: an alias bomb and a profile defined twice', async (t) => {
+    const body = await fetchProfiles(agent.base);
+    t.match(body.items, [{ name: 'a', state: 'Installed' }], 'the first definition is installed');
+    const bomb = body.problems.filter((p) => p.file.endsWith('bomb.yaml'));
+    t.equal(bomb.length, 1, 'the alias bomb is one problem');
+    t.match(bomb[0], { document: 1, message: /alias bomb/ });
+    t.match(
+      body.problems.find((p) => p.file.endsWith('dup.yaml')),
+      { document: 1, message: /t1\/a is already defined in \S*a\.yaml document 1/ },
+      'the second definition is a problem of dup.yaml document 1',
+    );
+  });
+
+  await t.test(
+    'a drift repair that fails (operator/ replaced by a symlink) is Error, and back when repaired',
+    async (t) => {
+      const away = path.join(root, 'seccomp', 'elsewhere');
+      await fs.mkdir(path.join(away, 't1'), { recursive: true });
+      await fs.writeFile(path.join(away, 't1', 'a.json'), '{"defaultAction":"SCMP_ACT_ALLOW"}');
+      const link = path.join(root, 'seccomp', 'operator.link');
+      await fs.symlink(away, link);
+      // Two renames in a row; the agent may re-create operator/ in between, so move that away too.
+      for (let attempt = 0; ; attempt++) {
+        await fs.rename(op, path.join(root, 'seccomp', `operator.old-${attempt}`)).catch(() => undefined);
+        if (
+          await fs.rename(link, op).then(
+            () => true,
+            () => attempt > 20,
+          )
+        )
+          break;
+      }
+      t.ok((await fs.lstat(op)).isSymbolicLink(), 'operator/ is a symlink now');
+      const err = await until('a to be Error', async () => {
+        const a = (await fetchProfiles(agent.base)).items.find((i) => i.name === 'a');
+        return a?.state === 'Error' ? a : undefined;
+      });
+      t.match(err.value.message, /could not be restored: .*symlink is refused/, 'Error, with the cause');
+      await fs.unlink(op);
+      const back = await until('a to be Installed again', async () => {
+        const a = (await fetchProfiles(agent.base)).items.find((i) => i.name === 'a');
+        return a?.state === 'Installed' ? a : undefined;
+      });
+      t.notOk(back.value.message, 'no message once repaired');
+      t.equal((await readOrUndef(aFile))?.toString(), '{"defaultAction":"SCMP_ACT_LOG"}', 'the file is back');
+    },
+  );
+  await agent.stop();
 });
