@@ -218,3 +218,109 @@ t.test('item 12: /v1/profiles shows the truth on disk and the source file proble
   );
   await agent.stop();
 });
+
+/**
+ * Writes `files` into `dir` the way the kubelet's AtomicWriter updates a mounted ConfigMap: a new
+ * timestamped `..<stamp>` directory, `..data_tmp -> ..<stamp>` renamed over `..data`, a link
+ * `<key> -> ..data/<key>` per key (links of keys that went are removed), the old directory removed.
+ */
+async function writeConfigMap(dir: string, files: Record<string, string>, stamp: string): Promise<void> {
+  const old = await fs.readlink(path.join(dir, '..data')).catch(() => undefined);
+  const ts = `..${stamp}`;
+  await fs.mkdir(path.join(dir, ts));
+  for (const [key, text] of Object.entries(files)) await fs.writeFile(path.join(dir, ts, key), text);
+  await fs.symlink(ts, path.join(dir, '..data_tmp'));
+  await fs.rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  for (const key of Object.keys(files)) {
+    await fs.symlink(path.join('..data', key), path.join(dir, key)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+  }
+  for (const entry of await fs.readdir(dir)) {
+    if (!entry.startsWith('.') && !(entry in files) && (await fs.lstat(path.join(dir, entry))).isSymbolicLink()) {
+      const target = await fs.readlink(path.join(dir, entry));
+      if (target.startsWith('..data')) await fs.unlink(path.join(dir, entry));
+    }
+  }
+  if (old !== undefined) await fs.rm(path.join(dir, old), { recursive: true });
+}
+
+t.test(
+  'item 13: a ConfigMap-style profiles directory (..data and symlinked files, as the kubelet mounts it)',
+  async (t) => {
+    const dir = t.testdir({
+      cm: {},
+      kubelet: {},
+      'outside.yaml': profileYaml('t1', 'evil', '  defaultAction: SCMP_ACT_ALLOW\n'),
+    });
+    const cm = path.join(dir, 'cm');
+    const root = path.join(dir, 'kubelet');
+    const op = path.join(root, 'seccomp', 'operator', 't1');
+    await writeConfigMap(
+      cm,
+      {
+        'a.yaml': profileYaml('t1', 'a', '  defaultAction: SCMP_ACT_LOG\n'),
+        'b.yaml': profileYaml('t1', 'b', '  defaultAction: SCMP_ACT_ERRNO\n'),
+      },
+      '2026_12_01_23_00_00.000000001',
+    );
+    const once = () => cli(['--profiles-dir', cm, '--kubelet-root', root, '--once', '--log-level', 'silent']);
+
+    await t.test('--once installs every key once', async (t) => {
+      const r = await once();
+      t.equal(r.code, 0, `exit 0 (${r.stderr})`);
+      t.match(
+        r.stdout,
+        /2 profile\(s\) installed .* 0 failed, 0 problem\(s\)/,
+        'two profiles, not four (..data is not read itself)',
+      );
+      t.same((await fs.readdir(op)).sort(), ['a.json', 'b.json']);
+    });
+
+    await t.test(
+      'a link that leaves the directory is refused with a problem naming the link and its target',
+      async (t) => {
+        await fs.symlink(path.join(dir, 'outside.yaml'), path.join(cm, 'evil.yaml'));
+        const r = await once();
+        t.equal(r.code, 1, 'exit 1');
+        t.match(r.stdout, /2 profile\(s\) installed .* 1 problem\(s\)/, 'the problem is counted in the summary');
+        t.match(
+          r.stderr,
+          /evil\.yaml: a symlink to \S+outside\.yaml, outside \S+cm: refused/,
+          'names the link and the target',
+        );
+        t.notOk(await readOrUndef(path.join(op, 'evil.json')), 'not installed');
+      },
+    );
+
+    await t.test('follow mode picks up a ConfigMap update (the kubelet swaps ..data)', async (t) => {
+      const agent = await startAgent(t, cm, root);
+      await until('/readyz 200', async () => ((await fetch(`${agent.base}/readyz`)).status === 200 ? true : undefined));
+      const body = await fetchProfiles(agent.base);
+      t.match(
+        body.problems,
+        [{ file: /evil\.yaml$/, document: 0, message: /outside/ }],
+        'the refused link is in /v1/profiles',
+      );
+      await writeConfigMap(
+        cm,
+        {
+          'a.yaml': profileYaml('t1', 'a', '  defaultAction: SCMP_ACT_KILL\n'),
+          'c.yaml': profileYaml('t1', 'c', '  defaultAction: SCMP_ACT_LOG\n'),
+        },
+        '2026_12_01_23_05_00.000000002',
+      );
+      const got = await until('the update to be applied', async () => {
+        const a = (await readOrUndef(path.join(op, 'a.json')))?.toString();
+        const names = (await fs.readdir(op)).sort().join(',');
+        return a === '{"defaultAction":"SCMP_ACT_KILL"}' && names === 'a.json,c.json' ? names : undefined;
+      });
+      t.equal(
+        got.value,
+        'a.json,c.json',
+        `a changed, c added, b (gone from the ConfigMap) removed (${got.ms.toFixed(0)} ms)`,
+      );
+      await agent.stop();
+    });
+  },
+);
