@@ -125,6 +125,23 @@ t.test('item 5: a read-only kubelet root: Error per profile with the real cause,
     },
   );
 
+  await t.test('a stray that cannot be swept: exit 1 naming it and EROFS, the profiles still Installed', async (t) => {
+    const m = await mountPoint(t);
+    const args = ['--profiles-dir', profiles, '--kubelet-root', m.dir, '--once', '--log-level', 'silent'];
+    t.equal((await cli(args)).code, 0, 'installed while writable');
+    await fs.writeFile(path.join(m.dir, 'seccomp', 'operator', 't1', 'a.json.999'), '{"defaultA');
+    await m.ro();
+    const r = await cli(args);
+    t.equal(r.code, 1, 'exit 1');
+    t.match(r.stdout, /2 profile\(s\) installed .* 0 failed/, 'both profiles Installed (their files are right)');
+    t.match(r.stdout, /1 stray file\(s\) under the operator directory could not be removed/, 'the summary says so');
+    t.match(
+      r.stderr,
+      /could not remove \S+a\.json\.999: EROFS: read-only file system at \S+a\.json\.999 \(unlink\)/,
+      'names it and the cause',
+    );
+  });
+
   await t.test('follow mode keeps running and shows the truth in /v1/profiles', async (t) => {
     const agent = await startAgent(t, profiles, root);
     await until('/readyz 200', async () => ((await fetch(`${agent.base}/readyz`)).status === 200 ? true : undefined));
