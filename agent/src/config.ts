@@ -112,13 +112,23 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   help: { type: 'boolean', env: '', help: 'print this help' },
 };
 
+/** Every flag the agent knows, with its environment twin ('' for --help), in --help order. */
+export const FLAG_LIST: readonly { readonly flag: string; readonly env: string; readonly takesValue: boolean }[] =
+  Object.entries(FLAGS).map(([name, spec]) => ({
+    flag: `--${name}`,
+    env: spec.env,
+    takesValue: spec.type === 'string',
+  }));
+
 /** The usage text printed with --help and on a bad flag. */
 export function usage(): string {
   const lines = ['Usage: seccomp-agent [flags]', '', 'Flags (each also from its environment variable):'];
-  for (const [name, spec] of Object.entries(FLAGS)) {
-    const arg = spec.type === 'string' ? ' VALUE' : '';
-    lines.push(`  --${name}${arg}`.padEnd(30) + spec.help + (spec.env === '' ? '' : ` [$${spec.env}]`));
-  }
+  const heads = Object.entries(FLAGS).map(([name, spec]) => `  --${name}${spec.type === 'string' ? ' VALUE' : ''}`);
+  // The column fits the longest flag, with two spaces before its text (a fixed width ran long names into it).
+  const width = Math.max(...heads.map((h) => h.length)) + 2;
+  Object.values(FLAGS).forEach((spec, i) => {
+    lines.push((heads[i] ?? '').padEnd(width) + spec.help + (spec.env === '' ? '' : ` [$${spec.env}]`));
+  });
   return lines.join('\n');
 }
 
@@ -142,13 +152,14 @@ function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[])
 
 function parseBool(flag: string, v: string): boolean {
   if (['1', 'true', 'yes'].includes(v.toLowerCase())) return true;
-  if (['0', 'false', 'no', ''].includes(v.toLowerCase())) return false;
+  if (['0', 'false', 'no'].includes(v.toLowerCase())) return false;
   throw bad(`$${FLAGS[flag]?.env ?? flag} "${v}" is not true or false`);
 }
 
 /** `{"leaseDurationSeconds": 4, ...}`: an object of finite numbers, frozen. */
 function parseTiming(raw: string | undefined): Readonly<Record<string, number>> | undefined {
-  if (raw === undefined || raw === '') return undefined;
+  if (raw === undefined) return undefined;
+  if (raw === '') throw bad('$SECCOMP_AGENT_TEST_TIMING is set but empty: give a JSON object or unset it');
   let v: unknown;
   try {
     v = JSON.parse(raw);
@@ -184,11 +195,18 @@ export function parseConfig(
     throw bad(e instanceof Error ? e.message : String(e));
   }
   if (values['help'] === true) return { kind: 'help', text: usage() };
+  // An empty value is never meant: `--profiles-dir ""` or `SECCOMP_AGENT_PROFILES_DIR=` would otherwise
+  // resolve to the current directory (or silently fall back to a default).
   const str = (flag: string): string | undefined => {
     const v = values[flag];
-    if (typeof v === 'string') return v;
+    if (typeof v === 'string') {
+      if (v === '') throw bad(`--${flag} is empty: give a value (see --help) or leave the flag out`);
+      return v;
+    }
     const spec = FLAGS[flag];
-    return spec === undefined || spec.env === '' ? undefined : env[spec.env];
+    const e = spec === undefined || spec.env === '' ? undefined : env[spec.env];
+    if (e === '') throw bad(`$${spec?.env ?? flag} is set but empty: give a value (see --help) or unset it`);
+    return e;
   };
   const bool = (flag: string): boolean => {
     const v = values[flag];
@@ -212,6 +230,7 @@ export function parseConfig(
   const profilesDir = str('profiles-dir');
   const auditLog = str('audit-log');
   const kubeconfig = str('kubeconfig');
+  if (env['POD_NAMESPACE'] === '') throw bad('$POD_NAMESPACE is set but empty: give a namespace or unset it');
   const namespace = str('namespace') ?? env['POD_NAMESPACE'] ?? 'seccomp-agent';
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace) || namespace.length > 63) {
     throw bad(`--namespace "${namespace}" is not a valid namespace name`);

@@ -20,7 +20,7 @@ import { KubeClient } from './kube/client.js';
 import { clusterRoutes } from './kube/routes.js';
 import { createLogger } from './logger.js';
 import { realFs } from './profiles/fs.js';
-import { startStandalone, toView } from './standalone.js';
+import { startStandalone, toView, type Standalone } from './standalone.js';
 
 /** `--once`: one sync of the directory, a line per profile, exit 0 only when all were written. */
 async function runOnce(config: Config, profilesDir: string, log: Logger): Promise<number> {
@@ -42,8 +42,12 @@ async function runOnce(config: Config, profilesDir: string, log: Logger): Promis
   process.stdout.write(
     `${installed} profile(s) installed under ${config.kubeletRoot}, ${failed.length} failed, ${problems.length} problem(s) in ${profilesDir}\n`,
   );
-  if (failed.length === 0 && problems.length === 0) return 0;
+  const strays = agent.first.sweepFailures;
+  if (strays.length > 0)
+    process.stdout.write(`${strays.length} stray file(s) under the operator directory could not be removed\n`);
+  if (failed.length === 0 && problems.length === 0 && strays.length === 0) return 0;
   for (const p of problems) process.stderr.write(`seccomp-agent: ${p.message}\n`);
+  for (const f of strays) process.stderr.write(`seccomp-agent: ${f.message}\n`);
   for (const r of failed) {
     if (!problems.some((p) => p.message.includes(`${r.namespace}/${r.name}:`))) {
       process.stderr.write(`seccomp-agent: ${r.message ?? r.path}\n`);
@@ -63,8 +67,10 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
     chownAllowed: process.getuid?.() === 0,
     observer: metrics.profiles,
   };
-  let profiles: Pick<ServerDeps, 'profiles' | 'readiness'>;
-  let stopProfiles: () => Promise<void>;
+  let profiles: Pick<ServerDeps, 'profiles' | 'problems' | 'readiness'>;
+  let stopProfiles: (() => Promise<void>) | undefined;
+  /** Standalone: the first sync, started once the endpoint listens (it can take seconds). */
+  let startProfiles: (() => Promise<void>) | undefined;
   let podIndex: PodIndex | undefined;
   let auth: Authenticator | undefined;
   const open = !isLoopback(config.listen.host);
@@ -75,20 +81,29 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
   }
   const extensions: ((app: FastifyInstance) => Promise<void>)[] = [];
   if (config.profilesDir !== undefined) {
-    const agent = await startStandalone({
-      ...common,
-      profilesDir: config.profilesDir,
-      follow: true,
-      recheckIntervalMs: config.recheckIntervalMs,
-    });
+    const profilesDir = config.profilesDir;
+    let agent: Standalone | undefined;
     profiles = {
-      profiles: () => agent.reports().map(toView),
-      readiness: () => ({ ready: true, reason: 'first sync done' }),
+      profiles: () => agent?.reports().map(toView) ?? [],
+      problems: () => agent?.problems() ?? [],
+      readiness: () =>
+        agent === undefined
+          ? { ready: false, reason: `the first sync of ${profilesDir} is not done yet` }
+          : { ready: true, reason: 'first sync done' },
     };
-    stopProfiles = agent.stop;
+    startProfiles = async () => {
+      agent = await startStandalone({
+        ...common,
+        profilesDir,
+        follow: true,
+        recheckIntervalMs: config.recheckIntervalMs,
+      });
+      stopProfiles = agent.stop;
+    };
   } else {
     const client = KubeClient.load(config.kubeconfig);
     if (open) auth = kubeAuthenticator(client);
+    // startCluster returns at once: the first lists run behind it, and readiness says when they are done.
     const cluster = await startCluster({
       ...common,
       client,
@@ -134,17 +149,19 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
       for (const extend of extensions) await extend(app);
     },
   });
+  // Listen before the first sync: /healthz answers at once, /readyz says 503 (and why) until it is done.
   const url = await app.listen({ host: config.listen.host, port: config.listen.port });
   process.stdout.write(`seccomp-agent listening ${url}\n`);
   const shutdown = async (signal: string): Promise<void> => {
     log.info({ signal }, 'shutting down');
     await app.close();
     await events?.stop();
-    await stopProfiles();
+    await stopProfiles?.();
     process.exit(0);
   };
   process.once('SIGTERM', (s) => void shutdown(s));
   process.once('SIGINT', (s) => void shutdown(s));
+  await startProfiles?.();
 }
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@ import { DriftGuard } from './profiles/drift.js';
 import type { WriterFs } from './profiles/fs.js';
 import { Reconciler, type ApplyResult, type ProfileReport, type ReconcileObserver } from './profiles/reconciler.js';
 import { ProfileWriter } from './profiles/writer.js';
-import type { ProfileView } from './http/server.js';
+import type { ProfileView, SourceProblemView } from './http/server.js';
 
 export const PROFILE_UID = 65535;
 export const PROFILE_GID = 65535;
@@ -38,11 +38,15 @@ export interface SyncSummary {
   snapshot: SourceSnapshot;
   result: ApplyResult;
   reports: ProfileReport[];
+  /** Strays the start-up sweep could not remove, with the cause (empty after a later sync). */
+  sweepFailures: { path: string; message: string }[];
 }
 
 export interface Standalone {
   first: SyncSummary;
   reports: () => ProfileReport[];
+  /** The problems of the latest read of the directory, by file and document (for /v1/profiles). */
+  problems: () => SourceProblemView[];
   /** Resolves after the next reload triggered by a change in the directory (for tests). */
   stop: () => Promise<void>;
 }
@@ -71,8 +75,13 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
   const reconciler = new Reconciler(writer, deps.kubeletRoot, log.child({ component: 'reconciler' }), deps.observer);
   const source = new DirSource(deps.profilesDir, deps.catalog, log.child({ component: 'source' }));
 
+  let latest: SourceSnapshot | undefined;
+  const problems = (): SourceProblemView[] =>
+    (latest?.problems ?? []).map((p) => ({ file: p.file, document: p.doc, message: p.message }));
   const sync = async (sweep: boolean): Promise<SyncSummary> => {
+    let sweepFailures: SyncSummary['sweepFailures'] = [];
     const snapshot = await source.load();
+    latest = snapshot;
     for (const p of snapshot.problems) log.error(p.message);
     for (const k of snapshot.profiles) {
       if (k.ok && k.warnings.length > 0) {
@@ -87,10 +96,10 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
           'some profile files cannot be read: keeping every installed profile file until they can',
         );
       }
-      await reconciler.sweep(plan, snapshot.unreadable > 0);
+      sweepFailures = (await reconciler.sweep(plan, snapshot.unreadable > 0)).failed;
     }
     const result = await reconciler.apply(plan);
-    return { snapshot, result, reports: reconciler.reports() };
+    return { snapshot, result, reports: reconciler.reports(), sweepFailures };
   };
 
   const first = await sync(true);
@@ -103,7 +112,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
     },
     'first sync done',
   );
-  if (!deps.follow) return { first, reports: () => reconciler.reports(), stop: async () => {} };
+  if (!deps.follow) return { first, reports: () => reconciler.reports(), problems, stop: async () => {} };
 
   const drift = new DriftGuard(
     writer.operatorDir,
@@ -128,6 +137,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
   return {
     first,
     reports: () => reconciler.reports(),
+    problems,
     stop: async () => {
       await source.close();
       await drift.close();

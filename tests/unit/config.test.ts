@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
-import { parseConfig, usage } from '../../agent/src/config.js';
+import { FLAG_LIST, parseConfig, usage } from '../../agent/src/config.js';
 import { isAgentError } from '../../shared/errors.js';
+import { repoRoot } from '../helpers/shared.js';
 
 const parse = (argv: string[], env: Record<string, string> = {}) => parseConfig(argv, env, 'host-1');
 
@@ -101,4 +104,65 @@ t.test('help lists every flag with its environment twin', async (t) => {
   ]) {
     t.match(usage(), f);
   }
+});
+
+t.test(
+  'item 14: an empty value, flag or environment twin, is an error naming it (never the current directory)',
+  async (t) => {
+    const refused = (argv: string[], env: Record<string, string>, msg: RegExp, what: string): void => {
+      try {
+        const r = parse(argv, env);
+        t.fail(`${what} should be refused, got ${JSON.stringify(r)}`);
+      } catch (e: unknown) {
+        t.ok(isAgentError(e) && e.code === 'SECCOMP_AGENT_ERR_BAD_FLAG', `${what}: a bad flag (exit 2 with usage)`);
+        t.match((e as Error).message, msg, `${what}: names it`);
+      }
+    };
+    refused([], { SECCOMP_AGENT_PROFILES_DIR: '' }, /\$SECCOMP_AGENT_PROFILES_DIR is set but empty/, 'PROFILES_DIR=');
+    refused(['--profiles-dir', ''], {}, /--profiles-dir is empty/, "--profiles-dir ''");
+    for (const { flag, env, takesValue } of FLAG_LIST) {
+      if (env === '') continue;
+      const base = flag === '--profiles-dir' || flag === '--kubeconfig' ? [] : ['--profiles-dir', 'p'];
+      refused(base, { [env]: '' }, new RegExp(`\\$${env} is set but empty`), `${env}=`);
+      if (takesValue) refused([...base, `${flag}=`], {}, new RegExp(`${flag} is empty`), `${flag}=`);
+    }
+    refused(['--profiles-dir', 'p'], { POD_NAMESPACE: '' }, /\$POD_NAMESPACE is set but empty/, 'POD_NAMESPACE=');
+    refused(
+      ['--profiles-dir', 'p'],
+      { SECCOMP_AGENT_TEST_TIMING: '' },
+      /SECCOMP_AGENT_TEST_TIMING is set but empty/,
+      'TEST_TIMING=',
+    );
+  },
+);
+
+t.test('item 17: --help keeps one column for the text, whatever the flag length', async (t) => {
+  const lines = usage()
+    .split('\n')
+    .filter((l) => l.startsWith('  --'));
+  t.equal(lines.length, FLAG_LIST.length, 'a line per flag');
+  const starts = new Set<number>();
+  for (const line of lines) {
+    const m = /^( {2}--\S+(?: VALUE)?)( {2,})\S/.exec(line);
+    t.ok(m, `two spaces or more between the flag and its text: ${line.slice(0, 60)}`);
+    if (m?.[1] !== undefined && m[2] !== undefined) starts.add(m[1].length + m[2].length);
+  }
+  t.equal(starts.size, 1, 'every text starts in the same column');
+  t.match(usage(), /--event-max-containers VALUE {2,}how many/, 'the longest flag is not run into its text');
+});
+
+t.test('item 17: the README flag table lists exactly the flags config.ts knows', async (t) => {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## The agent'), readme.indexOf('### How profiles are rendered'));
+  const inTable = [...section.matchAll(/^\| `(--[a-z-]+)[^`]*` +\|/gm)].map((m) => m[1]);
+  t.same(
+    inTable,
+    FLAG_LIST.map((f) => f.flag),
+    'the same flags, in the order of --help',
+  );
+  t.notMatch(
+    section,
+    /\| required +\|/,
+    'no flag is marked required: without --profiles-dir the agent runs in cluster mode',
+  );
 });

@@ -10,6 +10,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { agentError, type AgentError } from '../../../shared/errors.js';
 import { isKnownSyscall } from '../../../shared/syscalls/index.js';
+import { objectNameProblem } from '../../../shared/profile/names.js';
 import type { ContainerAggregate, EventFilter, EventStore, SyscallEvent } from '../events/store.js';
 import { suggestProfile } from '../events/suggest.js';
 
@@ -304,7 +305,8 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
     try {
       q = readQuery(req.query, ['namespace', 'pod', 'container', 'containerId', 'since', 'name', 'format', 'runtime']);
       filter = filterOf(q, now());
-      nameParam(q, 'name', /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/);
+      const nameProblem = q['name'] === undefined ? undefined : objectNameProblem(q['name']);
+      if (nameProblem !== undefined) throw new BadQuery('name', `the suggested profile's name ${nameProblem}`);
       format = q['format'] ?? 'yaml';
       if (format !== 'yaml' && format !== 'json') throw new BadQuery('format', `"${format}" is not yaml or json`);
       runtime = q['runtime'] ?? 'runc';

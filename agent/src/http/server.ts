@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { agentError } from '../../../shared/errors.js';
 import type { Authenticator } from './auth.js';
 
 /** One installed (or refused) profile as /v1/profiles shows it. */
@@ -18,11 +19,21 @@ export interface ProfileView {
   warnings: string[];
 }
 
+/** A problem with a source file as a whole or one of its documents (standalone mode), for /v1/profiles. */
+export interface SourceProblemView {
+  file: string;
+  /** 1-based document number; 0 when the file as a whole is at fault. */
+  document: number;
+  message: string;
+}
+
 export interface ServerDeps {
   logger: Logger;
   node: string;
   /** The profiles this node knows, for /v1/profiles. */
   profiles: () => ProfileView[];
+  /** Problems with the profile source that belong to no one profile (a file that is not YAML, a duplicate). */
+  problems?: () => SourceProblemView[];
   /** Whether the first full sync is done (for /readyz), and why not when it is not. */
   readiness: () => { ready: boolean; reason: string };
   /** Checks every request but the health probes (set when listening on a non-loopback address). */
@@ -54,7 +65,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const r = deps.readiness();
     return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', reason: r.reason });
   });
-  app.get('/v1/profiles', async () => ({ node: deps.node, items: deps.profiles() }));
+  app.get('/v1/profiles', async (req, reply) => {
+    // It takes no parameters; a typo must not pass silently (the event routes answer 400 too).
+    const unknown = Object.keys((req.query ?? {}) as Record<string, unknown>)[0];
+    if (unknown !== undefined) {
+      const e = agentError('SECCOMP_AGENT_ERR_BAD_QUERY', {
+        param: unknown,
+        detail: 'unknown parameter; /v1/profiles takes none',
+      });
+      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', code: e.code, message: e.message });
+    }
+    return { node: deps.node, items: deps.profiles(), problems: deps.problems?.() ?? [] };
+  });
   if (deps.extend !== undefined) await deps.extend(app);
   return app;
 }

@@ -4,8 +4,8 @@
  * keeps contributing the profiles it had before (so a half-saved edit never uninstalls anything),
  * and is reported by file and document.
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { messageOf } from '../../../shared/errors.js';
@@ -23,15 +23,66 @@ export interface SourceSnapshot {
   unreadable: number;
 }
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (entry.name.startsWith('.')) continue;
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await walk(path)));
-    else if (entry.isFile() && PROFILE_FILE.test(entry.name)) out.push(path);
-  }
-  return out.sort();
+/** Whether `path` is `dir` or under it (both real paths). */
+const inside = (dir: string, path: string): boolean =>
+  path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
+
+/** A name for messages: relative to the working directory when that is shorter. */
+const shown = (path: string): string => relative(process.cwd(), path) || path;
+
+/**
+ * The profile files under `root`. Symlinks are followed as long as they stay inside `root`: a mounted
+ * ConfigMap is `x.yaml -> ..data/x.yaml` with `..data -> ..2026_12_01_...`. Entries whose names start
+ * with a dot (the kubelet's `..data` and timestamped directories among them) are not read themselves,
+ * so nothing is counted twice. A link that leaves `root` is refused with a problem naming it.
+ */
+async function walk(root: string): Promise<{ files: string[]; problems: SourceProblem[] }> {
+  const rootReal = await realpath(root);
+  const files: string[] = [];
+  const problems: SourceProblem[] = [];
+  const seen = new Set<string>();
+  const refuse = (path: string, detail: string): void => {
+    const name = shown(path);
+    problems.push({ file: name, doc: 0, message: `${name}: ${detail}` });
+  };
+  const visit = async (dir: string, real: string): Promise<void> => {
+    if (seen.has(real)) return; // a link back up the tree
+    seen.add(real);
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      if (entry.name.startsWith('.')) continue;
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        await visit(path, join(real, entry.name));
+        continue;
+      }
+      if (entry.isFile()) {
+        if (PROFILE_FILE.test(entry.name)) files.push(path);
+        continue;
+      }
+      if (!entry.isSymbolicLink()) continue;
+      let target: string;
+      let st;
+      try {
+        target = await realpath(path);
+        st = await stat(target);
+      } catch (e: unknown) {
+        if (PROFILE_FILE.test(entry.name)) refuse(path, `a symlink whose target cannot be read: ${messageOf(e)}`);
+        continue;
+      }
+      if (!st.isDirectory() && !(st.isFile() && PROFILE_FILE.test(entry.name))) continue;
+      if (!inside(rootReal, target)) {
+        refuse(
+          path,
+          `a symlink to ${target}, outside ${root}: refused (only links that stay inside the profiles directory are followed)`,
+        );
+        continue;
+      }
+      if (st.isDirectory()) await visit(path, target);
+      else files.push(path);
+    }
+  };
+  await visit(root, rootReal);
+  return { files: files.sort(), problems };
 }
 
 /** Reads a profiles directory, remembering each file's last readable content. */
@@ -51,13 +102,12 @@ export class DirSource {
 
   /** Reads every file now. */
   async load(): Promise<SourceSnapshot> {
-    const files = await walk(this.#dir);
-    const problems: SourceProblem[] = [];
+    const { files, problems } = await walk(this.#dir);
     const profiles: KnownProfile[] = [];
     const origin = new Map<string, string>();
     let unreadable = 0;
     for (const path of files) {
-      const name = relative(process.cwd(), path) || path;
+      const name = shown(path);
       let parsed: ParsedFile;
       try {
         parsed = parseSourceText(name, await readFile(path, 'utf8'), this.#catalog);
@@ -109,7 +159,12 @@ export class DirSource {
   watch(onChange: () => void): void {
     this.#watcher = chokidar.watch(this.#dir, {
       ignoreInitial: true,
-      ignored: (path: string) => /(^|\/)\./.test(relative(this.#dir, path)),
+      // Dot entries are not profiles, but the kubelet updates a mounted ConfigMap by swapping the
+      // `..data` link atomically: its events are what says the files behind the links changed.
+      ignored: (path: string) => {
+        const rel = relative(this.#dir, path);
+        return rel !== '..data' && !rel.startsWith(`..data${sep}`) && /(^|\/)\./.test(rel);
+      },
       awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 },
     });
     const fire = (): void => {

@@ -15,10 +15,25 @@ export class DriftGuard {
   readonly #timer: NodeJS.Timeout;
 
   constructor(operatorDir: string, reconciler: Reconciler, keys: () => string[], log: Logger, recheckMs = 30_000) {
+    // One queued repair per profile at most: a re-check period shorter than a round over every
+    // profile (thousands of them, a busy node) would otherwise queue rounds without bound.
+    // A change seen while its repair is queued or running gets one more repair after it (that one
+    // may have read the file before the change).
+    const pending = new Set<string>();
+    const again = new Set<string>();
     const repair = (key: string): void => {
+      if (pending.has(key)) {
+        again.add(key);
+        return;
+      }
+      pending.add(key);
       reconciler
         .repair(key)
-        .catch((e: unknown) => log.error({ profile: key, err: messageOf(e) }, 'drift repair failed'));
+        .catch((e: unknown) => log.error({ profile: key, err: messageOf(e) }, 'drift repair failed'))
+        .finally(() => {
+          pending.delete(key);
+          if (again.delete(key)) repair(key);
+        });
     };
     // write-file-atomic's temp files (`<name>.json.<number>`) come and go with every write we
     // make; following them only cost each write a few more stats.

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Desired } from '../../../shared/profile/desired.js';
 import { describeFindings, type Finding } from '../../../shared/profile/findings.js';
 import { messageOf } from '../../../shared/errors.js';
-import { localhostProfile, profilePath, sha256, type ProfileWriter } from './writer.js';
+import { localhostProfile, profilePath, sha256, type ProfileWriter, type SweepResult } from './writer.js';
 
 export type NodeProfileState = 'Installed' | 'Error' | 'Disabled';
 
@@ -105,12 +105,13 @@ export class Reconciler {
    * `keepProfileFiles` (some source could not be read, so its profiles are unknown) only files that
    * cannot be profiles, such as temp files, are removed.
    */
-  async sweep(plan: Map<string, Desired>, keepProfileFiles = false): Promise<string[]> {
+  async sweep(plan: Map<string, Desired>, keepProfileFiles = false): Promise<SweepResult> {
     const keep = new Set<string>();
     for (const [key, d] of plan) if (d.kind !== 'disabled') keep.add(key);
-    const removed = await this.#writer.sweep(keepProfileFiles ? 'all-profiles' : keep);
-    for (const path of removed) this.#log.info({ path }, 'removed a file no profile accounts for');
-    return removed;
+    const result = await this.#writer.sweep(keepProfileFiles ? 'all-profiles' : keep);
+    for (const path of result.removed) this.#log.info({ path }, 'removed a file no profile accounts for');
+    for (const f of result.failed) this.#log.error({ path: f.path }, f.message);
+    return result;
   }
 
   /**
@@ -130,7 +131,30 @@ export class Reconciler {
   async #repairNow(key: string): Promise<'restored' | 'unchanged' | 'not-managed'> {
     const d = this.#plan.get(key);
     if (d === undefined || d.kind !== 'install') return 'not-managed';
-    const outcome = await this.#writer.install(d.namespace, d.name, d.content);
+    const report = this.#reports.get(key);
+    let outcome;
+    try {
+      outcome = await this.#writer.install(d.namespace, d.name, d.content);
+    } catch (e: unknown) {
+      // The report says what is on disk: a repair that fails makes the profile Error, with the cause.
+      this.#observer.error('WriteFailed');
+      if (report !== undefined) {
+        const onDisk = await this.#writer.digest(d.namespace, d.name).catch(() => undefined);
+        const { sha256: _old, ...rest } = report;
+        this.#reports.set(key, {
+          ...rest,
+          state: 'Error',
+          message: `the file differs from the profile and could not be restored: ${messageOf(e)}`,
+          ...(onDisk === undefined ? {} : { sha256: onDisk }),
+        });
+      }
+      throw e;
+    }
+    if (report !== undefined && report.state !== 'Installed') {
+      const { message: _message, ...rest } = report;
+      this.#reports.set(key, { ...rest, state: 'Installed', sha256: this.#digest(key, report.path, d.content) });
+      this.#log.info({ profile: key }, 'profile file restored after a failed repair');
+    }
     if (outcome === 'unchanged') return 'unchanged';
     this.#observer.operation('update');
     this.#log.warn({ profile: key, outcome }, 'profile file was changed on disk; restored it');
@@ -185,7 +209,13 @@ export class Reconciler {
         result.failed.push(key);
         this.#observer.error('WriteFailed');
         this.#log.error({ profile: key, err: messageOf(e) }, 'could not install profile');
-        this.#reports.set(key, { ...base, state: 'Error', message: messageOf(e) });
+        const onDisk = await this.#writer.digest(d.namespace, d.name).catch(() => undefined);
+        this.#reports.set(key, {
+          ...base,
+          state: 'Error',
+          message: messageOf(e),
+          ...(onDisk === undefined ? {} : { sha256: onDisk }),
+        });
       }
     }
     for (const [key, d] of previous) {

@@ -3,10 +3,13 @@
  * (Namespace, Pod, ...) ignored. Pure: text in, profiles and problems out.
  */
 import { parseAllDocuments } from 'yaml';
-import { formatMessage } from '../../../shared/errors.js';
+import { formatMessage, messageOf } from '../../../shared/errors.js';
 import type { KnownProfile } from '../../../shared/profile/desired.js';
 import { KIND } from '../../../shared/profile/enums.js';
 import { validateProfile, type SyscallCatalog } from '../../../shared/profile/validate.js';
+
+/** yaml's limit on alias uses while building one document's value: the defence against alias bombs. */
+export const MAX_ALIAS_COUNT = 100;
 
 /** A problem with one document of one file, for the log and for --once. */
 export interface SourceProblem {
@@ -53,7 +56,19 @@ export function parseSourceText(file: string, text: string, catalog: SyscallCata
       );
       return;
     }
-    const value = normalizeInts(doc.toJS({ maxAliasCount: 100 }));
+    let js: unknown;
+    try {
+      js = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (e: unknown) {
+      // yaml's alias-bomb defence ("Excessive alias count ..."), or another failure to build the value.
+      out.readable = false;
+      const detail = /alias count/i.test(messageOf(e))
+        ? `refused: its aliases expand too far (more than ${MAX_ALIAS_COUNT} alias uses, as in a "billion laughs" alias bomb)`
+        : `not valid YAML: ${messageOf(e).split('\n')[0] ?? ''}`;
+      out.problems.push(problem(file, n, detail));
+      return;
+    }
+    const value = normalizeInts(js);
     if (value === null || value === undefined) return; // an empty document, e.g. after a trailing ---
     if (typeof value !== 'object' || Array.isArray(value)) {
       out.problems.push(problem(file, n, 'is not a Kubernetes object (expected a mapping with apiVersion and kind)'));

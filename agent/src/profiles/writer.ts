@@ -8,7 +8,7 @@
  * A crash leaves the old file or the new one; the temp file it may leave is swept on the next start.
  */
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { agentError, isErrnoException, messageOf } from '../../../shared/errors.js';
 import type { WriterFs } from './fs.js';
@@ -33,7 +33,26 @@ export interface InstalledFile {
 
 export type WriteOutcome = 'written' | 'unchanged' | 'repaired-metadata';
 
+/** What a sweep removed, and what it could not (with the cause). */
+export interface SweepResult {
+  removed: string[];
+  failed: { path: string; message: string }[];
+}
+
 export const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/**
+ * A file-system error as a person reads it: `EROFS: read-only file system at /var/lib/kubelet/seccomp
+ * (mkdir)`, the cause first and the path it concerns (Node's own text puts the syscall in the middle).
+ */
+export function describeFsError(e: unknown): string {
+  if (!isErrnoException(e) || e.code === undefined) return messageOf(e);
+  const m = /^[A-Z0-9]+: (.*?), \w+(?: '[^']*')?(?: -> '[^']*')?$/.exec(e.message);
+  const what = m?.[1] ?? e.message;
+  return e.path === undefined
+    ? `${e.code}: ${what}`
+    : `${e.code}: ${what} at ${e.path}${e.syscall === undefined ? '' : ` (${e.syscall})`}`;
+}
 
 /** The operator directory under a kubelet root. */
 export const operatorDir = (kubeletRoot: string): string => join(kubeletRoot, 'seccomp', 'operator');
@@ -73,13 +92,29 @@ export class ProfileWriter {
       }
     } catch (e: unknown) {
       if (!isErrnoException(e) || e.code !== 'ENOENT') throw e;
-      await this.#fs.mkdir(dir, { mode: owned ? DIR_MODE : 0o755, recursive: !owned });
+      if (owned) await this.#fs.mkdir(dir, { mode: DIR_MODE });
+      else await this.#mkdirs(dir);
     }
     if (!owned) return;
     const st = await this.#fs.lstat(dir);
     if ((st.mode & 0o7777) !== DIR_MODE) await this.#fs.chmod(dir, DIR_MODE);
     if (this.#opts.chownAllowed && (st.uid !== this.#opts.uid || st.gid !== this.#opts.gid)) {
       await this.#fs.chown(dir, this.#opts.uid, this.#opts.gid);
+    }
+  }
+
+  /**
+   * `mkdir -p`, one level at a time: a recursive mkdir on a read-only file system reports ENOENT for
+   * the missing parent instead of EROFS for the directory it could not make.
+   */
+  async #mkdirs(dir: string): Promise<void> {
+    try {
+      await this.#fs.mkdir(dir, { mode: 0o755 });
+    } catch (e: unknown) {
+      if (isErrnoException(e) && e.code === 'EEXIST') return;
+      if (!isErrnoException(e) || e.code !== 'ENOENT' || dirname(dir) === dir) throw e;
+      await this.#mkdirs(dirname(dir));
+      await this.#fs.mkdir(dir, { mode: 0o755 });
     }
   }
 
@@ -119,7 +154,7 @@ export class ProfileWriter {
       await this.#fsyncDir(nsDir);
       return 'written';
     } catch (e: unknown) {
-      throw agentError('SECCOMP_AGENT_ERR_WRITE', { path, detail: messageOf(e) }, e);
+      throw agentError('SECCOMP_AGENT_ERR_WRITE', { path, detail: describeFsError(e) }, e);
     }
   }
 
@@ -157,18 +192,24 @@ export class ProfileWriter {
       await this.#fs.unlink(path);
     } catch (e: unknown) {
       if (isErrnoException(e) && e.code === 'ENOENT') return false;
-      throw agentError('SECCOMP_AGENT_ERR_REMOVE', { path, detail: messageOf(e) }, e);
+      throw agentError('SECCOMP_AGENT_ERR_REMOVE', { path, detail: describeFsError(e) }, e);
     }
     await this.#fsyncDir(join(this.operatorDir, namespace));
     await this.#removeDirIfEmpty(join(this.operatorDir, namespace));
     return true;
   }
 
+  /**
+   * Removes a directory only when it is empty: rmdir on a full directory of a read-only file system
+   * fails with EROFS, not ENOTEMPTY, and nothing needed removing.
+   */
   async #removeDirIfEmpty(dir: string): Promise<void> {
     try {
+      if ((await this.#fs.readdir(dir)).length > 0) return;
       await this.#fs.rmdir(dir);
     } catch (e: unknown) {
       if (isErrnoException(e) && (e.code === 'ENOTEMPTY' || e.code === 'EEXIST' || e.code === 'ENOENT')) return;
+      if (isErrnoException(e) && e.code === 'ENOTDIR') return;
       throw e;
     }
   }
@@ -199,11 +240,28 @@ export class ProfileWriter {
    * Removes everything under operator/ that no profile accounts for: files of profiles that are gone,
    * temp files a crash left behind, strays. `keep` holds `<namespace>/<name>` keys, or is
    * 'all-profiles' to keep every `<name>.json` and remove only the rest. Nothing outside operator/ is
-   * touched.
+   * touched. An entry that cannot be removed (a read-only file system) is reported and the rest go on.
    */
-  async sweep(keep: ReadonlySet<string> | 'all-profiles'): Promise<string[]> {
-    const removed: string[] = [];
-    for (const entry of await this.list()) {
+  async sweep(keep: ReadonlySet<string> | 'all-profiles'): Promise<SweepResult> {
+    const result: SweepResult = { removed: [], failed: [] };
+    const attempt = async (path: string, step: () => Promise<void>): Promise<void> => {
+      try {
+        await step();
+      } catch (e: unknown) {
+        result.failed.push({ path, message: `could not remove ${path}: ${describeFsError(e)}` });
+      }
+    };
+    let entries: { namespace: string; file: string; path: string }[];
+    try {
+      entries = await this.list();
+    } catch (e: unknown) {
+      result.failed.push({
+        path: this.operatorDir,
+        message: `could not list ${this.operatorDir}: ${describeFsError(e)}`,
+      });
+      return result;
+    }
+    for (const entry of entries) {
       const name = entry.file.endsWith('.json') ? entry.file.slice(0, -'.json'.length) : undefined;
       if (
         entry.namespace !== '' &&
@@ -212,20 +270,26 @@ export class ProfileWriter {
       ) {
         continue;
       }
-      const st = await this.#fs.lstat(entry.path);
-      if (st.isDirectory()) continue; // a stray directory is left for a person to look at
-      await this.#fs.unlink(entry.path);
-      removed.push(entry.path);
+      await attempt(entry.path, async () => {
+        const st = await this.#fs.lstat(entry.path);
+        if (st.isDirectory()) return; // a stray directory is left for a person to look at
+        await this.#fs.unlink(entry.path);
+        result.removed.push(entry.path);
+      });
     }
-    for (const ns of new Set((await this.list()).map((e) => e.namespace))) {
-      if (ns !== '') await this.#removeDirIfEmpty(join(this.operatorDir, ns));
+    // Namespace directories left empty (or empty from the start: list() shows nothing of them).
+    let namespaces: string[] = [];
+    await attempt(this.operatorDir, async () => {
+      try {
+        namespaces = await this.#fs.readdir(this.operatorDir);
+      } catch (e: unknown) {
+        if (!isErrnoException(e) || e.code !== 'ENOENT') throw e;
+      }
+    });
+    for (const ns of namespaces) {
+      const dir = join(this.operatorDir, ns);
+      await attempt(dir, () => this.#removeDirIfEmpty(dir));
     }
-    try {
-      for (const ns of await this.#fs.readdir(this.operatorDir))
-        await this.#removeDirIfEmpty(join(this.operatorDir, ns));
-    } catch (e: unknown) {
-      if (!isErrnoException(e) || e.code !== 'ENOENT') throw e;
-    }
-    return removed;
+    return result;
   }
 }

@@ -4,92 +4,25 @@
 // Follow mode applies adds, edits and removals of profile files, never loses a profile to a broken
 // file, restores files edited or deleted by hand, sweeps strays under operator/ at start (and nothing
 // outside it), and serves /healthz, /readyz and /v1/profiles.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import t, { type Test } from 'tap';
+import t from 'tap';
+import { repoRoot as REPO_ROOT } from '../../helpers/shared.js';
+import {
+  cli,
+  profileYaml,
+  readOrUndef,
+  requireBuiltAgent,
+  sha256,
+  startAgent,
+  until,
+} from '../../helpers/standalone-agent.js';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SHARED = path.join(REPO_ROOT, '..', 'shared');
-const MAIN = path.join(REPO_ROOT, 'dist', 'agent', 'src', 'main.js');
-const NODE = process.execPath; // the Node 24 that runs tap
 const OWNER = 65535;
 const API = 'security-profiles-operator.x-k8s.io/v1beta1';
 
-await fs.access(MAIN).catch(() => {
-  throw new Error(`${MAIN} is missing: run 'npm run build' first (npm test does)`);
-});
-{
-  const [src, out] = await Promise.all([fs.stat(path.join(REPO_ROOT, 'agent/src/main.ts')), fs.stat(MAIN)]);
-  if (src.mtimeMs > out.mtimeMs) throw new Error(`${MAIN} is older than agent/src/main.ts: run 'npm run build' first`);
-}
-
-/** The environment for the agent: no tap loader, no SECCOMP_AGENT_* from the caller. */
-function agentEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (k !== 'NODE_OPTIONS' && !k.startsWith('SECCOMP_AGENT_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI to completion (bounded: 60 s). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [MAIN, ...args], {
-      cwd: REPO_ROOT,
-      env: agentEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-/** Polls `check` until it returns a value other than undefined; returns it and the time it took. */
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-): Promise<{ value: T; ms: number }> {
-  const start = performance.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return { value: v, ms: performance.now() - start };
-    } catch (e: unknown) {
-      last = e;
-    }
-    if (performance.now() - start > timeoutMs) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-const readOrUndef = (p: string): Promise<Buffer | undefined> => fs.readFile(p).catch(() => undefined);
-const profileYaml = (ns: string, name: string, spec: string): string =>
-  `apiVersion: ${API}\nkind: SeccompProfile\nmetadata:\n  name: ${name}\n  namespace: ${ns}\nspec:\n${spec}`;
+await requireBuiltAgent();
 
 /**
  * The bytes the workshop shows for each of its seven files: the seed prints five with `cat`; the four
@@ -265,6 +198,8 @@ t.test('bad flags exit 2 with a usage message; --help exits 0', async (t) => {
     ['a string flag without its value', ['--profiles-dir'], {}],
     ['no --profiles-dir at all', ['--once'], {}],
     ['a bad boolean in an environment twin', ['--profiles-dir', 'profiles'], { SECCOMP_AGENT_ONCE: 'maybe' }],
+    ['item 14: an empty $SECCOMP_AGENT_PROFILES_DIR', ['--once'], { SECCOMP_AGENT_PROFILES_DIR: '' }],
+    ['item 14: an empty --kubelet-root', ['--profiles-dir', 'profiles', '--once', '--kubelet-root='], {}],
   ];
   for (const [what, args, env] of cases) {
     const r = await cli(args, env);
@@ -284,78 +219,6 @@ t.test('bad flags exit 2 with a usage message; --help exits 0', async (t) => {
   }
   t.equal(help.stderr, '', '--help writes nothing on stderr');
 });
-
-/** A running agent (follow mode) with its JSON log. */
-interface Agent {
-  child: ChildProcess;
-  base: string;
-  logs: () => Record<string, unknown>[];
-  waitLog: (
-    what: string,
-    pred: (l: Record<string, unknown>) => boolean,
-    from?: number,
-  ) => Promise<Record<string, unknown>>;
-}
-
-async function startAgent(t: Test, profilesDir: string, root: string): Promise<Agent> {
-  const child = spawn(
-    NODE,
-    [
-      MAIN,
-      '--profiles-dir',
-      profilesDir,
-      '--kubelet-root',
-      root,
-      '--listen',
-      '127.0.0.1:0',
-      '--node-name',
-      'test-node',
-      '--recheck-interval',
-      '1',
-    ],
-    {
-      cwd: REPO_ROOT,
-      env: agentEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let stderr = '';
-  let exited: string | undefined;
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.on('exit', (code, signal) => (exited = `exited ${code ?? signal}`));
-  t.teardown(async () => {
-    if (exited !== undefined) return;
-    const gone = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await gone;
-    clearTimeout(timer);
-  });
-  const logs = (): Record<string, unknown>[] =>
-    stderr
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          return { unparsed: l };
-        }
-      });
-  const waitLog = async (what: string, pred: (l: Record<string, unknown>) => boolean, from = 0) =>
-    (
-      await until(what, () => {
-        if (exited !== undefined) throw new Error(`the agent ${exited}: ${stderr}`);
-        return logs().slice(from).find(pred);
-      })
-    ).value;
-  const listening = await waitLog(
-    'the agent to listen',
-    (l) => typeof l['msg'] === 'string' && l['msg'].startsWith('Server listening at http://'),
-  );
-  const base = String(listening['msg']).replace('Server listening at ', '');
-  return { child, base, logs, waitLog };
-}
 
 t.test(
   'follow mode: adds, edits, removals, broken files, drift, the start-up sweep and the HTTP endpoint',
