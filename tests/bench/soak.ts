@@ -473,14 +473,6 @@ function metric(text: string, name: string, labels = ''): number {
   return sum;
 }
 
-const hardStop = setTimeout(
-  () => {
-    say('soak: hard deadline passed; stopping');
-    void cleanup().finally(() => process.exit(3));
-  },
-  DURATION_MS + 15 * 60_000,
-);
-hardStop.unref();
 process.once('SIGINT', () => {
   void cleanup().finally(() => process.exit(130));
 });
@@ -494,6 +486,15 @@ try {
   closeSync(openSync(auditLog, 'a', 0o600));
 
   const cp = await startBed(bed);
+  // From here on the run is bounded by its own length (build.sh, above, bounds the build wait).
+  const hardStop = setTimeout(
+    () => {
+      say('soak: hard deadline passed; stopping');
+      void cleanup().finally(() => process.exit(3));
+    },
+    DURATION_MS + 10 * 60_000,
+  );
+  hardStop.unref();
   const admin = KubeClient.load(cp.kubeconfig);
   teardowns.push(() => admin.close());
   await createNodes(cp, ['soak-node']);
@@ -511,7 +512,9 @@ try {
   say(
     `soak: ${MINUTES} min, ${RATE} records/s, ${N_CLIENTS} follow clients (${STAYING} for the whole run, ${RECONNECT_BATCH} reconnected every ${RECONNECT_MS / 1000} s), rotation every ${ROTATE_MS / 1000} s, a profile op every ${OP_MS / 1000} s, ${API_RESTARTS} API server restarts (${API_DOWN_MS / 1000} s down)`,
   );
-  say(`agent pid ${pid}, RSS right after /readyz (the floor): ${mib(baselineKiB)} MiB`);
+  say(
+    `agent pid ${pid}, RSS right after /readyz (the floor): ${mib(baselineKiB)} MiB; the ring (${RING_SIZE}) is full after ${(RING_SIZE / RATE).toFixed(0)} s`,
+  );
 
   const writer = new AuditWriter(auditLog, templates, capacity);
   const sessions = new Map<number, Session>();
