@@ -539,16 +539,23 @@ try {
 
   // RSS and heap samples.
   const rss: { t: number; v: number }[] = [];
-  const heap: { t: number; v: number }[] = [];
+  /** V8 heap used, heap total and external memory (KiB), from the agent's own process metrics. */
+  const heapUsed: { t: number; v: number }[] = [];
+  const heapTotal: { t: number; v: number }[] = [];
+  const external: { t: number; v: number }[] = [];
   const sampler = (async () => {
     let n = 0;
     while (running()) {
       rss.push({ t: Date.now() - t0, v: await rssKiB(pid) });
       if (n++ % 5 === 0) {
         try {
-          heap.push({ t: Date.now() - t0, v: (await agent.stats()).memory.heapUsedMiB });
+          const m = await (await fetch(`${agent.url}/metrics`)).text();
+          const t = Date.now() - t0;
+          heapUsed.push({ t, v: metric(m, 'seccomp_agent_nodejs_heap_size_used_bytes') / 1024 });
+          heapTotal.push({ t, v: metric(m, 'seccomp_agent_nodejs_heap_size_total_bytes') / 1024 });
+          external.push({ t, v: metric(m, 'seccomp_agent_nodejs_external_memory_bytes') / 1024 });
         } catch {
-          // the cluster stats are best effort
+          // best effort
         }
       }
       await sleep(2000);
@@ -825,13 +832,29 @@ try {
   const perMin = (pts: { t: number; v: number }[]): number => (slope(pts) * 60_000) / 1024;
   const maxOf = (pts: { t: number; v: number }[]): number => Math.max(...pts.map((p) => p.v));
   say(
-    `RSS slope: first half ${perMin(first).toFixed(2)} MiB/min, second half ${perMin(second).toFixed(2)} MiB/min; max first half ${mib(maxOf(first))} MiB, second half ${mib(maxOf(second))} MiB (ratio ${(maxOf(second) / maxOf(first)).toFixed(3)}); floor ${mib(baselineKiB)} MiB, end ${mib(finalKiB)} MiB (${(finalKiB / baselineKiB).toFixed(2)} × floor)`,
+    `RSS slope: first half ${perMin(first).toFixed(2)} MiB/min, second half ${perMin(second).toFixed(2)} MiB/min; max first half ${mib(maxOf(first))} MiB, second half ${mib(maxOf(second))} MiB (ratio ${(maxOf(second) / maxOf(first)).toFixed(3)}); floor ${mib(baselineKiB)} MiB`,
   );
-  if (heap.length > 1) {
-    const hf = heap.filter((p) => p.t < half);
-    const hs = heap.filter((p) => p.t >= half);
+  const lastRun = rss[rss.length - 1]?.v ?? NaN;
+  say(
+    `RSS at the last sample of the run ${mib(lastRun)} MiB (${(lastRun / baselineKiB).toFixed(2)} × floor); after the final checks (a ${RING_SIZE}-event /v1/events answer) ${mib(finalKiB)} MiB`,
+  );
+  // The per-minute minimum (after a GC) shows growth under the sawtooth.
+  const troughs: { t: number; v: number }[] = [];
+  for (let m = 0; m < minutes; m++) {
+    const vs = rss.filter((p) => p.t >= m * 60_000 && p.t < (m + 1) * 60_000).map((p) => p.v);
+    if (vs.length > 0) troughs.push({ t: m * 60_000, v: Math.min(...vs) });
+  }
+  say(
+    `RSS per-minute minimum: slope first half ${perMin(troughs.filter((p) => p.t < half)).toFixed(2)} MiB/min, second half ${perMin(troughs.filter((p) => p.t >= half)).toFixed(2)} MiB/min`,
+  );
+  for (const [label, pts] of [
+    ['V8 heap used', heapUsed],
+    ['V8 heap total', heapTotal],
+    ['external (Buffers)', external],
+  ] as const) {
+    if (pts.length < 2) continue;
     say(
-      `heap used (/v1/cluster): ${heap[0]?.v.toFixed(1)} MiB at start, ${heap[heap.length - 1]?.v.toFixed(1)} MiB at the end; slope first half ${(slope(hf) * 60_000).toFixed(2)} MiB/min, second half ${(slope(hs) * 60_000).toFixed(2)} MiB/min`,
+      `${label}: ${mib(pts[0]?.v ?? NaN)} MiB at the start, ${mib(pts[pts.length - 1]?.v ?? NaN)} MiB at the end; slope first half ${perMin(pts.filter((p) => p.t < half)).toFixed(2)} MiB/min, second half ${perMin(pts.filter((p) => p.t >= half)).toFixed(2)} MiB/min`,
     );
   }
   say(`agent ${alive ? 'still running' : 'EXITED'} at the end`);
