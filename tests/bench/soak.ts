@@ -17,7 +17,12 @@
  *   file may change meanwhile);
  * - many `/v1/events?follow=true` NDJSON clients (some filtered by syscall), a few reconnected now
  *   and then, and periodic `/v1/syscalls` and `/v1/events` reads;
- * - the agent's VmRSS sampled every 2 s.
+ * - the agent's VmRSS sampled every 2 s, and its V8 heap from its own /metrics every 10 s.
+ *
+ * Reading the memory figures: RSS follows V8's sawtooth (heap total grows until a major GC gives it
+ * back; a period of about 7 minutes at 200 records/s), so a least-squares slope over half a run
+ * depends on where the teeth fall. Flat means: the maxima of the two halves agree, and the slope of
+ * V8 heap used is about 0.
  *
  * What is counted, from what the agent promises (docs/events.md): the per-container counts of
  * `/v1/syscalls` are exact for every record ever read, so their sum per syscall name must equal what
