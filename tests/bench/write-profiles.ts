@@ -55,8 +55,8 @@ async function baseSpecs(root: string): Promise<SeccompProfileSpec[]> {
     path.join(root, 'profiles', 'multiple.yaml'),
     path.join(root, 'profiles', 'confine-nginx-explicit-allow.yaml'),
     path.join(root, 'profiles', 'confine-nginx-explicit-deny.yaml'),
-    path.join(root, '..', 'shared', 'real-profiles', 'moby-default.yaml'),
-    path.join(root, '..', 'shared', 'real-profiles', 'podman-default.yaml'),
+    path.join(root, '..', 'shared', 'real-profiles', 'moby-default-amd64.yaml'),
+    path.join(root, '..', 'shared', 'real-profiles', 'podman-default-amd64.yaml'),
     path.join(root, '..', 'shared', 'real-profiles', 'k8s-fine-grained.yaml'),
   ];
   const specs: SeccompProfileSpec[] = [];

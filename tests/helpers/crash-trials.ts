@@ -191,7 +191,7 @@ export interface CrashFigures {
 export async function runCrashTrials(trials: number): Promise<CrashFigures> {
   await requireFreshDist();
   await must(
-    path.join(SHARED, 'real-profiles', 'moby-default.yaml'),
+    path.join(SHARED, 'real-profiles', 'moby-default-amd64.yaml'),
     `the shared material must sit beside the repository at ${SHARED}`,
   );
 
@@ -200,10 +200,10 @@ export async function runCrashTrials(trials: number): Promise<CrashFigures> {
   const workFs = `0x${(await fs.statfs(work)).type.toString(16)}`;
   const cleanUp = (): Promise<void> => fs.rm(work, { recursive: true, force: true });
 
-  // The profiles directory: moby's default profile (6 KB rendered) under four names.
+  // The profiles directory: moby's amd64 default profile (runc 1.1.5 refuses the all-architecture one) under four names.
   const profilesDir = path.join(work, 'profiles');
   await fs.mkdir(profilesDir);
-  const mobyYaml = await fs.readFile(path.join(SHARED, 'real-profiles', 'moby-default.yaml'), 'utf8');
+  const mobyYaml = await fs.readFile(path.join(SHARED, 'real-profiles', 'moby-default-amd64.yaml'), 'utf8');
   const docs = NAMES.map((name) => {
     const doc = parseDocument(mobyYaml);
     doc.setIn(['metadata', 'name'], name);
