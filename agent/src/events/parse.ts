@@ -109,6 +109,8 @@ const OTHER: ParsedLine = Object.freeze({ kind: 'other' });
 const SUPPRESSED = 'kauditd_printk_skb: ';
 const SUPPRESSED_TAIL = ' callbacks suppressed';
 const GS = '\x1d';
+/** The largest epoch millisecond a Date holds (ECMA-262 TimeClip). */
+const MAX_DATE_MS = 8.64e15;
 
 function malformed(reason: string): ParsedLine {
   return { kind: 'malformed', reason };
@@ -256,6 +258,9 @@ export function parseLine(line: string, opts: ParseOptions): ParsedLine {
   // The kernel prints milliseconds with three digits; scale anything else.
   const msDigits = colon - dot - 1;
   const time = sec * 1000 + (msDigits === 3 ? ms : Math.round(ms * 10 ** (3 - msDigits)));
+  // A time no Date can hold (anyone can write such a line to a syslog file) is one bad line:
+  // formatting it later would throw.
+  if (!(time <= MAX_DATE_MS)) return malformed(`audit time "${line.slice(open, dot)}" out of range`);
 
   // Fields run to the end of the line or to auditd's enrichment separator.
   let end = line.indexOf(GS, close);

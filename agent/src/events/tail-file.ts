@@ -189,7 +189,13 @@ export class FileTailer {
   }
 
   private deliver(lines: string[]): void {
-    if (lines.length > 0 && !this.stopped) this.o.onLines(lines);
+    if (lines.length === 0 || this.stopped) return;
+    try {
+      this.o.onLines(lines);
+    } catch (e: unknown) {
+      // The consumer's fault, and these lines only: the read goes on with the next ones.
+      this.emit({ type: 'error', path: this.o.path, error: e });
+    }
   }
 
   private async step(): Promise<void> {

@@ -109,6 +109,27 @@ t.test('malformed lines are counted, logged a few times, and skipped', async (t)
   t.equal(logs.filter((l) => l['msg'] === 'malformed audit line skipped').length, 2);
 });
 
+t.test('item 3: an out-of-range audit time is one malformed line, never the rest of the read', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  const good = SECCOMP.slice(0, 6);
+  const bad = (id: string): string => (SECCOMP[0] ?? '').replace(/audit\([^)]*\)/, `audit(${id})`);
+  // One write, so that the bad lines and the good ones after them arrive in the same read.
+  appendFileSync(
+    path,
+    [good[0], bad('99999999999999999.999:2'), good[1], good[2], bad('9000000000000.000:3'), ...good.slice(3)].join(
+      '\n',
+    ) + '\n',
+  );
+  await until(() => p.stats().lines === 8, '8 lines');
+  t.match(p.stats(), { records: 6, malformed: 2 });
+  t.equal(p.store.events({}, 100).length, 6, 'every good line of the read is an event');
+  t.same(
+    logs.filter((l) => l['msg'] === 'reading the audit log failed; retrying'),
+    [],
+    'no read failed',
+  );
+});
+
 t.test('20 rotations of a generated log (rename + create, as auditd does) while writing: exact count', async (t) => {
   const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
   let serial = 100_000;
