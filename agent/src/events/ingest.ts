@@ -123,6 +123,15 @@ export class Ingest {
     }
   }
 
+  /** A line too long to be an audit record, skipped by the line splitter: one malformed line. */
+  overlong(maxBytes: number): void {
+    this.stats.lines++;
+    this.metrics.linesRead(1);
+    this.stats.malformed++;
+    this.metrics.malformed(1);
+    this.reportMalformed('', `line longer than ${maxBytes} bytes (no audit record is); skipped to its newline`);
+  }
+
   /** Records known to be lost. */
   lost(n: number, reason: 'suppressed' | 'overrun'): void {
     this.stats.lost += n;

@@ -215,6 +215,9 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
           case 'opened':
             log.info({ path: e.path, offset: e.offset }, 'audit log opened');
             break;
+          case 'overlong':
+            ingest.overlong(e.maxBytes);
+            break;
           case 'error':
             log.error({ path: e.path, err: messageOf(e.error) }, 'reading the audit log failed; retrying');
             break;

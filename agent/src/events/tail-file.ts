@@ -16,7 +16,7 @@
  * Why not a library: see docs/events.md ("Tailing").
  */
 import { basename, dirname } from 'node:path';
-import { LineSplitter } from './lines.js';
+import { LineSplitter, MAX_LINE_BYTES } from './lines.js';
 import { realFs, type EventsFs, type FileHandle, type FSWatcher } from './fs.js';
 import { isErrnoException } from '../../../shared/errors.js';
 
@@ -36,6 +36,8 @@ export type TailEvent =
       readonly recoveredBytes: number;
       readonly possibleLoss: boolean;
     }
+  /** A line longer than MAX_LINE_BYTES was skipped (up to its newline). */
+  | { readonly type: 'overlong'; readonly path: string; readonly maxBytes: number }
   | { readonly type: 'error'; readonly path: string; readonly error: unknown };
 
 export interface FileTailerOptions {
@@ -73,13 +75,17 @@ const TAIL_BYTES = 64;
 
 /** Tails one path. `start()` opens it (or waits for it); `stop()` closes everything. */
 /** A freshly opened file, read from its start. */
-function openFileAt(fh: OpenFile['fh'], st: { dev: number; ino: number; size: number }): OpenFile {
+function openFileAt(
+  fh: OpenFile['fh'],
+  st: { dev: number; ino: number; size: number },
+  onOverlong: () => void,
+): OpenFile {
   return {
     fh,
     dev: st.dev,
     ino: st.ino,
     offset: 0,
-    splitter: new LineSplitter(),
+    splitter: new LineSplitter({ onOverlong }),
     tail: Buffer.alloc(0),
     until: 0,
     size: st.size,
@@ -154,6 +160,10 @@ export class FileTailer {
     this.draining.length = 0;
     this.cur = null;
   }
+
+  private readonly overlong = (): void => {
+    this.emit({ type: 'overlong', path: this.o.path, maxBytes: MAX_LINE_BYTES });
+  };
 
   private emit(e: TailEvent): void {
     this.o.onEvent?.(e);
@@ -249,7 +259,7 @@ export class FileTailer {
     }
     this.waitingReported = false;
     const st = await fh.stat();
-    const f = openFileAt(fh, st);
+    const f = openFileAt(fh, st, this.overlong);
     if (from === 'end' && st.size > 0) {
       // Start after the last complete line, so a record being written right now is read whole.
       const back = Math.min(st.size, READ_SIZE);
@@ -348,7 +358,7 @@ export class FileTailer {
             shifted = true;
             break;
           }
-          const f = openFileAt(fh, st);
+          const f = openFileAt(fh, st, this.overlong);
           await this.readAll(f);
           const rest = f.splitter.flush();
           if (rest !== undefined) this.deliver([rest]);

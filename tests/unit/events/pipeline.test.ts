@@ -130,6 +130,17 @@ t.test('item 3: an out-of-range audit time is one malformed line, never the rest
   );
 });
 
+t.test('item 10: a 1 MiB line with no record in it is one malformed line', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  appendFileSync(path, `${SECCOMP[0]}\n${'x'.repeat(1024 * 1024)}\n${SECCOMP[1]}\n`);
+  await until(() => p.stats().lines === 3, '3 lines');
+  t.match(p.stats(), { records: 2, malformed: 1 });
+  t.match(
+    logs.find((l) => l['msg'] === 'malformed audit line skipped'),
+    { reason: /line longer than 16384 bytes/ },
+  );
+});
+
 t.test('20 rotations of a generated log (rename + create, as auditd does) while writing: exact count', async (t) => {
   const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
   let serial = 100_000;

@@ -11,7 +11,7 @@ import {
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FileTailer, type TailEvent, type TailFrom } from '../../../agent/src/events/tail-file.js';
-import { LineSplitter } from '../../../agent/src/events/lines.js';
+import { LineSplitter, MAX_LINE_BYTES } from '../../../agent/src/events/lines.js';
 
 /** Polls `cond` (bounded) so a test waits for the tailer without asserting on time. */
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
@@ -83,6 +83,42 @@ t.test('LineSplitter holds back an incomplete last line', async (t) => {
   t.equal(s.flush(), undefined);
   s.push(Buffer.from('tail'));
   t.equal(s.flush(), 'tail');
+});
+
+t.test('item 10: a line without a newline is capped, counted once, and skipped to its newline', async (t) => {
+  let overlong = 0;
+  const s = new LineSplitter({ onOverlong: () => overlong++ });
+  t.same(s.push(Buffer.from('before\n')), ['before']);
+  // 1 MiB of one line in 4 KiB writes, as a writer that never ends its line would: nothing held
+  // beyond the cap, however long the line grows.
+  const block = Buffer.alloc(4096, 0x61);
+  let maxPending = 0;
+  for (let i = 0; i < 256; i++) {
+    t.same(s.push(block), []);
+    maxPending = Math.max(maxPending, s.pendingBytes);
+  }
+  t.ok(maxPending <= MAX_LINE_BYTES, `held back at most ${maxPending} bytes (cap ${MAX_LINE_BYTES})`);
+  t.equal(s.pendingBytes, 0, 'nothing held once over the cap');
+  t.equal(overlong, 1, 'one overlong line');
+  t.same(s.push(Buffer.from('aaa end of the long line\nafter\n')), ['after'], 'the next line is whole');
+  t.equal(overlong, 1);
+  // A complete line over the cap inside one chunk is dropped too; lines at the cap are kept.
+  const atCap = 'b'.repeat(MAX_LINE_BYTES);
+  t.same(s.push(Buffer.from(`x\n${'c'.repeat(MAX_LINE_BYTES + 1)}\n${atCap}\ny\n`)), ['x', atCap, 'y']);
+  t.equal(overlong, 2);
+});
+
+t.test('item 10: the tailer skips an overlong line and reports it; the lines around it arrive', async (t) => {
+  const h = await tail(t, { from: 'end' });
+  appendFileSync(h.path, 'first\n');
+  await until(() => h.lines.length === 1, 'first');
+  for (let i = 0; i < 8; i++) appendFileSync(h.path, 'z'.repeat(64 * 1024));
+  h.tailer.kick();
+  await h.tailer.idle();
+  appendFileSync(h.path, 'z\nsecond\n');
+  await until(() => h.lines.length === 2, 'second');
+  t.same(h.lines, ['first', 'second']);
+  t.equal(h.events.filter((e) => e.type === 'overlong').length, 1, 'one overlong line reported');
 });
 
 t.test('from end: existing lines are skipped, appended ones delivered (inotify only, no poll)', async (t) => {
