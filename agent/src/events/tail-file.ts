@@ -15,17 +15,28 @@
  *
  * Why not a library: see docs/events.md ("Tailing").
  */
+import { constants } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { LineSplitter, MAX_LINE_BYTES } from './lines.js';
 import { realFs, type EventsFs, type FileHandle, type FSWatcher } from './fs.js';
 import { isErrnoException } from '../../../shared/errors.js';
+import { openLog } from './open-log.js';
 
 /** Where to start in the file that exists when tailing starts. */
 export type TailFrom = 'start' | 'end';
 
 /** Things worth a log line or a metric. */
 export type TailEvent =
-  | { readonly type: 'opened'; readonly path: string; readonly ino: number; readonly offset: number }
+  | {
+      readonly type: 'opened';
+      readonly path: string;
+      readonly ino: number;
+      readonly offset: number;
+      /** The target, when the path is a symlink (followed only within its own directory). */
+      readonly via?: string;
+    }
+  /** The path exists but is not read: not a regular file, or a symlink leading elsewhere. */
+  | { readonly type: 'refused'; readonly path: string; readonly reason: string }
   | { readonly type: 'waiting'; readonly path: string }
   | { readonly type: 'rotated'; readonly path: string; readonly intermediates: number }
   /** The rotated-away file was not found among PATH.N: files rotated in between may be missed. */
@@ -103,7 +114,8 @@ export class FileTailer {
   private again = false;
   private stopped = false;
   private first = true;
-  private waitingReported = false;
+  /** The last 'waiting' or refusal reason reported, so that each is said once. */
+  private reported: string | null = null;
 
   constructor(opts: FileTailerOptions) {
     this.o = {
@@ -244,21 +256,22 @@ export class FileTailer {
     }
   }
 
-  /** Opens the path; null if it does not exist yet. */
+  /** Opens the path; null if it does not exist yet or is refused (openLog says why). */
   private async openPath(from: TailFrom): Promise<OpenFile | null> {
-    let fh: FileHandle;
-    try {
-      fh = await this.o.fs.open(this.o.path, 'r');
-    } catch (e: unknown) {
-      if (isErrnoException(e) && e.code === 'ENOENT') {
-        if (!this.waitingReported) this.emit({ type: 'waiting', path: this.o.path });
-        this.waitingReported = true;
-        return null;
-      }
-      throw e;
+    const o = await openLog(this.o.fs, this.o.path);
+    if (o.kind === 'missing') {
+      if (this.reported !== 'waiting') this.emit({ type: 'waiting', path: this.o.path });
+      this.reported = 'waiting';
+      return null;
     }
-    this.waitingReported = false;
-    const st = await fh.stat();
+    if (o.kind === 'refused') {
+      // Said once per reason; the poll keeps looking and opens the path once it is acceptable.
+      if (this.reported !== o.reason) this.emit({ type: 'refused', path: this.o.path, reason: o.reason });
+      this.reported = o.reason;
+      return null;
+    }
+    this.reported = null;
+    const { fh, st } = o;
     const f = openFileAt(fh, st, this.overlong);
     if (from === 'end' && st.size > 0) {
       // Start after the last complete line, so a record being written right now is read whole.
@@ -268,7 +281,13 @@ export class FileTailer {
       f.offset = nl < 0 ? st.size : st.size - back + nl + 1;
       f.tail = Buffer.from(this.buf.subarray(Math.max(0, nl + 1 - TAIL_BYTES), nl + 1));
     }
-    this.emit({ type: 'opened', path: this.o.path, ino: st.ino, offset: f.offset });
+    this.emit({
+      type: 'opened',
+      path: this.o.path,
+      ino: st.ino,
+      offset: f.offset,
+      ...(o.via === undefined ? {} : { via: o.via }),
+    });
     return f;
   }
 
@@ -347,13 +366,18 @@ export class FileTailer {
           if (done.has(c.key)) continue;
           let fh: FileHandle;
           try {
-            fh = await this.o.fs.open(c.name, 'r');
+            // Not following a link nor blocking on a FIFO here either (see open-log.ts).
+            fh = await this.o.fs.open(c.name, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
           } catch {
             shifted = true;
             break;
           }
           held.push(fh);
           const st = await fh.stat();
+          if (!st.isFile()) {
+            done.add(c.key);
+            continue;
+          }
           if (key(st.dev, st.ino) !== c.key) {
             shifted = true;
             break;

@@ -1,4 +1,13 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +80,8 @@ t.test('chooseSource: explicit settings and paths', async (t) => {
   const noSyslog = await chooseSource('syslog', undefined, {
     open: () => Promise.reject(new Error('unused')),
     stat: (p) => Promise.reject(Object.assign(new Error(`ENOENT ${p} (${dir})`), { code: 'ENOENT' })),
+    lstat: () => Promise.reject(new Error('unused')),
+    realpath: () => Promise.reject(new Error('unused')),
     watch: () => {
       throw new Error('unused');
     },
@@ -139,6 +150,39 @@ t.test('item 10: a 1 MiB line with no record in it is one malformed line', async
     logs.find((l) => l['msg'] === 'malformed audit line skipped'),
     { reason: /line longer than 16384 bytes/ },
   );
+});
+
+t.test('item 11: a malformed line is logged as a short escaped prefix, never whole', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  const secret = 'root:$6$5ecret5alt$' + 'H'.repeat(86) + ':19000:0:99999:7:::';
+  appendFileSync(path, `${secret}\n\x1b[31mred\ttab\\\n`);
+  await until(() => p.stats().lines === 2, '2 lines');
+  const warned = logs.filter((l) => l['msg'] === 'malformed audit line skipped');
+  t.equal(warned.length, 2);
+  t.same(warned[0], { ...warned[0], prefix: 'root:$6$5ecret5alt$HHHHHHHHHHHHH…', length: secret.length });
+  t.equal(warned[1]?.['prefix'], '\\x1b[31mred\\x09tab\\x5c');
+  t.notOk(JSON.stringify(logs).includes('H'.repeat(40)), 'the line itself is in no log record');
+});
+
+t.test('item 11: a symlink at the audit path leading out of its directory is refused loudly', async (t) => {
+  const { log, records } = logger(t);
+  const dir = t.testdir({ log: {}, etc: { shadow: 'root:$6$x$y:1:0:99999:7:::\n' } });
+  symlinkSync(join(dir, 'etc', 'shadow'), join(dir, 'log', 'audit.log'));
+  const p = await startEventPipeline({
+    node: 'node1',
+    logger: log,
+    proc: procReader(join(dir, 'proc')),
+    pollIntervalMs: 60_000,
+    source: 'auditd',
+    auditLog: join(dir, 'log', 'audit.log'),
+    from: 'start',
+  });
+  t.teardown(() => p.stop());
+  t.equal(p.stats().lines, 0);
+  t.match(records, [
+    { msg: 'audit source chosen' },
+    { level: 50, msg: 'audit log refused; waiting for a regular file at the path', reason: /outside/ },
+  ]);
 });
 
 t.test('20 rotations of a generated log (rename + create, as auditd does) while writing: exact count', async (t) => {

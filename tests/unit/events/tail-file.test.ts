@@ -1,6 +1,12 @@
+import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
+  closeSync,
+  constants,
   copyFileSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
   existsSync,
   renameSync,
   rmSync,
@@ -31,11 +37,12 @@ interface Harness {
 
 async function tail(
   t: Test,
-  opts: { from?: TailFrom; poll?: number; content?: string; create?: boolean } = {},
+  opts: { from?: TailFrom; poll?: number; content?: string; create?: boolean; prepare?: (path: string) => void } = {},
 ): Promise<Harness> {
   const dir = t.testdir({});
   const path = join(dir, 'audit.log');
-  if (opts.create !== false) writeFileSync(path, opts.content ?? '');
+  if (opts.prepare !== undefined) opts.prepare(path);
+  else if (opts.create !== false) writeFileSync(path, opts.content ?? '');
   const lines: string[] = [];
   const events: TailEvent[] = [];
   const tailer = new FileTailer({
@@ -47,7 +54,14 @@ async function tail(
     drainGraceMs: 200,
   });
   t.teardown(() => tailer.stop());
-  await tailer.start();
+  // Bounded: a start that never resolves (an open blocked on a FIFO) fails here, not by timeout.
+  let guard: NodeJS.Timeout | undefined;
+  await Promise.race([
+    tailer.start(),
+    new Promise((_, reject) => {
+      guard = setTimeout(() => reject(new Error('FileTailer.start() did not resolve within 5 s')), 5000);
+    }),
+  ]).finally(() => clearTimeout(guard));
   return { path, lines, events, tailer };
 }
 
@@ -119,6 +133,104 @@ t.test('item 10: the tailer skips an overlong line and reports it; the lines aro
   await until(() => h.lines.length === 2, 'second');
   t.same(h.lines, ['first', 'second']);
   t.equal(h.events.filter((e) => e.type === 'overlong').length, 1, 'one overlong line reported');
+});
+
+/** A FIFO at `path`; on teardown a writer opens it, so that a reader blocked in open() returns. */
+function fifo(t: Test, path: string): void {
+  execFileSync('mkfifo', [path]);
+  t.teardown(() => {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // No reader blocked on it (ENXIO), or no FIFO any more.
+    }
+  });
+}
+
+t.test(
+  'item 4: a FIFO at the path is refused without blocking, once; a regular file replacing it is read',
+  async (t) => {
+    let at = '';
+    const h = await tail(t, {
+      from: 'end',
+      poll: 20,
+      prepare: (p) => {
+        at = p;
+        fifo(t, p);
+      },
+    });
+    t.equal(h.path, at);
+    for (let i = 0; i < 5; i++) {
+      h.tailer.kick();
+      await h.tailer.idle();
+    }
+    await new Promise((r) => setTimeout(r, 100)); // a few fallback polls
+    const refused = h.events.filter((e) => e.type === 'refused');
+    t.equal(refused.length, 1, 'refused once, not on every poll');
+    t.match(refused[0], { reason: /is a FIFO, not a regular file/ });
+    t.same(
+      h.events.filter((e) => e.type === 'error'),
+      [],
+      'no read error (ESPIPE) at all',
+    );
+    rmSync(h.path);
+    writeFileSync(h.path, 'after the fifo\n');
+    await until(() => h.lines.length === 1, 'the regular file');
+    t.same(h.lines, ['after the fifo'], 'read from its start');
+  },
+);
+
+t.test('item 4: a regular file replaced by a FIFO, then by a regular file again: recovers', async (t) => {
+  const h = await tail(t, { from: 'end', poll: 20 });
+  appendFileSync(h.path, 'one\n');
+  await until(() => h.lines.length === 1, 'one');
+  rmSync(h.path);
+  fifo(t, h.path);
+  await until(() => h.events.some((e) => e.type === 'refused'), 'refused');
+  rmSync(h.path);
+  writeFileSync(h.path, 'two\n');
+  await until(() => h.lines.length === 2, 'two');
+  t.same(h.lines, ['one', 'two']);
+  t.same(
+    h.events.filter((e) => e.type === 'error'),
+    [],
+  );
+});
+
+t.test('item 11: a symlink at the path to a file outside its directory is refused, nothing read', async (t) => {
+  let secret = '';
+  const h = await tail(t, {
+    from: 'start',
+    poll: 20,
+    prepare: (p) => {
+      const outside = join(p, '..', 'etc');
+      mkdirSync(outside);
+      secret = join(outside, 'shadow');
+      writeFileSync(secret, 'root:$6$salt$hash:19000:0:99999:7:::\n');
+      symlinkSync(secret, p);
+    },
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(h.lines, [], 'not one line of the target');
+  const refused = h.events.filter((e) => e.type === 'refused');
+  t.equal(refused.length, 1);
+  t.match(refused[0], { reason: /is a symlink to .*etc\/shadow, outside .*; not following it/ });
+});
+
+t.test('item 11: a symlink within the directory is followed, and says so', async (t) => {
+  const h = await tail(t, {
+    from: 'start',
+    prepare: (p) => {
+      writeFileSync(`${p}.0`, 'through the link\n');
+      symlinkSync('audit.log.0', p);
+    },
+  });
+  await until(() => h.lines.length === 1, 'line');
+  t.same(h.lines, ['through the link']);
+  t.match(
+    h.events.find((e) => e.type === 'opened'),
+    { via: /audit\.log\.0$/ },
+  );
 });
 
 t.test('from end: existing lines are skipped, appended ones delivered (inotify only, no poll)', async (t) => {
