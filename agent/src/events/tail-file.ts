@@ -140,9 +140,16 @@ export class FileTailer {
     await this.idle();
   }
 
-  /** Bytes of the current file not read yet, as of the last look. */
+  /**
+   * Bytes written but not read yet: the current file's size (looked at before each read and
+   * whenever the reader reaches it) minus the read offset, plus the same for rotated-away files
+   * still being read.
+   */
   get lagBytes(): number {
-    return this.cur === null ? 0 : Math.max(0, this.cur.size - this.cur.offset);
+    let lag = 0;
+    for (const f of this.cur === null ? this.draining : [...this.draining, this.cur])
+      lag += Math.max(0, f.size - f.offset);
+    return lag;
   }
 
   /** Resolves when no read is in progress (tests and shutdown use it). */
@@ -301,6 +308,8 @@ export class FileTailer {
       if (bytesRead !== f.tail.length || !this.buf.subarray(0, bytesRead).equals(f.tail)) return false;
     }
     for (;;) {
+      // The size as we go (fstat is cheap), so that lag shows how far behind a long read is.
+      if (f.offset >= f.size) f.size = (await f.fh.stat()).size;
       const { bytesRead } = await f.fh.read(this.buf, 0, READ_SIZE, f.offset);
       if (bytesRead === 0) return true;
       f.offset += bytesRead;

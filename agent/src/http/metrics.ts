@@ -98,7 +98,7 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
   let gauges: PipelineGauges | undefined;
   new Gauge({
     name: 'seccomp_agent_audit_tail_lag_bytes',
-    help: 'Bytes of the audit log written but not read yet, at the last look.',
+    help: 'Bytes of the audit log written but not read yet (file size minus read offset, updated while reading).',
     registers: [registry],
     collect() {
       this.set(gauges?.lagBytes() ?? 0);

@@ -233,6 +233,38 @@ t.test('item 11: a symlink within the directory is followed, and says so', async
   );
 });
 
+t.test('item 8: lag bytes show how far behind the reader is during a long read', async (t) => {
+  const dir = t.testdir({});
+  const path = join(dir, 'audit.log');
+  writeFileSync(path, '');
+  const samples: number[] = [];
+  let lines = 0;
+  const tailer: FileTailer = new FileTailer({
+    path,
+    from: 'end',
+    pollIntervalMs: 60_000,
+    onLines: (ls) => {
+      lines += ls.length;
+      samples.push(tailer.lagBytes);
+    },
+  });
+  t.teardown(() => tailer.stop());
+  await tailer.start();
+  // One burst of 8 MiB (32 reads of 256 KiB) after the file was opened and read to its end.
+  const burst = rec(1).repeat(Math.ceil((8 * 1024 * 1024) / rec(1).length));
+  appendFileSync(path, burst);
+  tailer.kick();
+  await tailer.idle();
+  t.equal(lines, burst.length / rec(1).length, 'every line read');
+  const max = Math.max(...samples);
+  t.ok(max > 7 * 1024 * 1024, `lag seen while reading: up to ${max} bytes`);
+  t.ok(
+    samples.every((v, i) => i === 0 || v <= (samples[i - 1] ?? 0)),
+    'and it falls as the reader catches up',
+  );
+  t.equal(tailer.lagBytes, 0, 'none once caught up');
+});
+
 t.test('from end: existing lines are skipped, appended ones delivered (inotify only, no poll)', async (t) => {
   const h = await tail(t, { from: 'end', content: 'old 1\nold 2\n' });
   appendFileSync(h.path, 'new 1\n');
