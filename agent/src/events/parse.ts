@@ -218,7 +218,7 @@ export function parseLine(line: string, opts: ParseOptions): ParsedLine {
     const s = line.indexOf(SUPPRESSED, msg);
     if (s >= 0 && line.endsWith(SUPPRESSED_TAIL)) {
       const n = decimal(line.slice(s + SUPPRESSED.length, line.length - SUPPRESSED_TAIL.length));
-      if (!Number.isNaN(n)) return { kind: 'lost', count: n };
+      if (n >= 0) return { kind: 'lost', count: n };
     }
     if (opts.strict === true && line.length > 0) return malformed('not an audit record');
     return OTHER;

@@ -292,3 +292,8 @@ t.test('item 3: an out-of-range audit time is one malformed line', async (t) => 
   const edge = rec(parseLine(good.replace(/audit\([^)]*\)/, 'audit(8640000000000.000:2)'), strict));
   t.equal(new Date(edge.time).toISOString(), '+275760-09-13T00:00:00.000Z');
 });
+
+t.test('R4 found: a negative "callbacks suppressed" count is no loss', async (t) => {
+  t.equal(parseLine('audit: kauditd_printk_skb: -1 callbacks suppressed', opts).kind, 'other');
+  t.match(parseLine('audit: kauditd_printk_skb: 7 callbacks suppressed', opts), { kind: 'lost', count: 7 });
+});
