@@ -204,6 +204,7 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
     }
     stopSource = () => reader.stop();
   } else {
+    let lastError = { err: '', at: 0, repeated: 0 };
     const tailer = new FileTailer({
       path: source.path,
       from: deps.from ?? 'end',
@@ -244,9 +245,21 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
           case 'overlong':
             ingest.overlong(e.maxBytes);
             break;
-          case 'error':
-            log.error({ path: e.path, err: messageOf(e.error) }, 'reading the audit log failed; retrying');
+          case 'error': {
+            // A persistent failure is retried on every poll: say it once a minute, with the count.
+            const err = messageOf(e.error);
+            const at = (deps.now ?? Date.now)();
+            if (err === lastError.err && at - lastError.at < 60_000) {
+              lastError.repeated++;
+              break;
+            }
+            log.error(
+              { path: e.path, err, ...(lastError.repeated > 0 ? { repeatedBefore: lastError.repeated } : {}) },
+              'reading the audit log failed; retrying',
+            );
+            lastError = { err, at, repeated: 0 };
             break;
+          }
         }
       },
     });

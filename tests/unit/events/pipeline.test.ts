@@ -1,6 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
+  closeSync,
+  constants,
   existsSync,
+  openSync,
   mkdirSync,
   readFileSync,
   renameSync,
@@ -15,6 +19,7 @@ import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { chooseSource, startEventPipeline, type EventPipelineDeps } from '../../../agent/src/events/pipeline.js';
 import { procReader } from '../../../agent/src/events/proc.js';
+import { realFs } from '../../../agent/src/events/fs.js';
 import { createMetrics, pipelineGauges } from '../../../agent/src/http/metrics.js';
 import { isAgentError } from '../../../shared/errors.js';
 
@@ -183,6 +188,71 @@ t.test('item 11: a symlink at the audit path leading out of its directory is ref
     { msg: 'audit source chosen' },
     { level: 50, msg: 'audit log refused; waiting for a regular file at the path', reason: /outside/ },
   ]);
+});
+
+t.test(
+  'item 4: a FIFO at the audit path: the pipeline starts, says why once, and reads the file replacing it',
+  async (t) => {
+    const { log, records } = logger(t);
+    const dir = t.testdir({ log: {} });
+    const path = join(dir, 'log', 'audit.log');
+    execFileSync('mkfifo', [path]);
+    t.teardown(() => {
+      try {
+        closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK)); // frees an open blocked on it
+      } catch {
+        // nobody blocked on it
+      }
+    });
+    let guard: NodeJS.Timeout | undefined;
+    const p = await Promise.race([
+      startEventPipeline({
+        node: 'node1',
+        logger: log,
+        proc: procReader(join(dir, 'proc')),
+        pollIntervalMs: 20,
+        source: 'auditd',
+        auditLog: path,
+      }),
+      new Promise<never>((_, reject) => {
+        guard = setTimeout(() => reject(new Error('startEventPipeline did not resolve within 5 s')), 5000);
+      }),
+    ]).finally(() => clearTimeout(guard));
+    t.teardown(() => p.stop());
+    await new Promise((r) => setTimeout(r, 200)); // ten polls
+    const refused = records.filter((l) => l['msg'] === 'audit log refused; waiting for a regular file at the path');
+    t.equal(refused.length, 1, 'said once');
+    t.match(refused[0], { level: 50, reason: /is a FIFO, not a regular file/ });
+    t.same(
+      records.filter((l) => l['msg'] === 'reading the audit log failed; retrying'),
+      [],
+      'no ESPIPE',
+    );
+    rmSync(path);
+    writeFileSync(path, `${SECCOMP[0]}\n`);
+    await until(() => p.stats().records === 1, 'the record of the regular file');
+  },
+);
+
+t.test('item 4: a failure that persists is logged once a minute, not on every poll', async (t) => {
+  const { log, records } = logger(t);
+  const dir = t.testdir({ 'audit.log': '' });
+  const path = join(dir, 'audit.log');
+  const eio = Object.assign(new Error(`EIO: i/o error, stat '${path}'`), { code: 'EIO' });
+  const p = await startEventPipeline({
+    node: 'node1',
+    logger: log,
+    proc: procReader(join(dir, 'proc')),
+    pollIntervalMs: 20,
+    source: 'auditd',
+    auditLog: path,
+    fs: { ...realFs, stat: (f) => (f === path ? Promise.reject(eio) : realFs.stat(f)) },
+  });
+  t.teardown(() => p.stop());
+  await new Promise((r) => setTimeout(r, 200));
+  const failed = records.filter((l) => l['msg'] === 'reading the audit log failed; retrying');
+  t.equal(failed.length, 1, `logged once over about ten polls`);
+  t.match(failed[0], { err: /EIO/ });
 });
 
 t.test('20 rotations of a generated log (rename + create, as auditd does) while writing: exact count', async (t) => {
