@@ -43,7 +43,7 @@ const only = arg('only');
 function report(name: string, c: FuzzCounts, ms: number): void {
   print(
     `${name.padEnd(9)} ${String(c.inputs).padStart(8)} inputs  ${String(c.problems).padStart(3)} problems  ` +
-      `${String(c.slow).padStart(4)} over 100 ms  ${(ms / 1000).toFixed(1)} s  ${Math.round(c.inputs / (ms / 1000))}/s` +
+      `${String(c.slow).padStart(4)} over 100 ms (${c.slowAgain} again when re-run)  ${(ms / 1000).toFixed(1)} s  ${Math.round(c.inputs / (ms / 1000))}/s` +
       (c.firstProblem === undefined ? '' : `  first: ${c.firstProblem.slice(0, 200)}`),
   );
 }
