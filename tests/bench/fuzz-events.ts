@@ -102,7 +102,12 @@ if (only === undefined || only === 'splitter')
   await timed('splitter', () => runFuzz(splitterInputArb, checkSplitter, runs, { seed }));
 if (only === undefined || only === 'http') {
   const { app, store } = await fuzzApp(corpus);
-  await timed('http', () => runFuzz(requestArb, (r) => checkRequest(app, r), runs, { seed }));
+  await timed('http', () =>
+    runFuzz(requestArb, (r) => checkRequest(app, r), runs, {
+      seed,
+      onProgress: (c) => print(`http      ... ${c.inputs} inputs, ${c.problems} problems, ${c.slow} over 100 ms`),
+    }),
+  );
   await new Promise((r) => setImmediate(r));
   print(`http      follow streams left open: ${store.subscribers}`);
   await app.close();

@@ -335,7 +335,7 @@ export async function runFuzz<T>(
   arb: fc.Arbitrary<T>,
   check: (v: T) => string | null | Promise<string | null>,
   n: number,
-  opts: { seed?: number; boundMs?: number } = {},
+  opts: { seed?: number; boundMs?: number; onProgress?: (c: FuzzCounts) => void } = {},
 ): Promise<FuzzCounts> {
   const counts: FuzzCounts = { inputs: 0, problems: 0, slow: 0, slowAgain: 0 };
   const bound = opts.boundMs ?? 100;
@@ -349,6 +349,10 @@ export async function runFuzz<T>(
         if (slow.length < 1000) slow.push(v);
       }
       counts.inputs++;
+      // Let timers and immediates run now and then: inject and its streams clean up there, and a
+      // run that only ever awaits promises would hold every request it made (a harness leak).
+      if (counts.inputs % 100 === 0) await new Promise((r) => setImmediate(r));
+      if (counts.inputs % 100_000 === 0) opts.onProgress?.(counts);
       if (problem !== null) {
         counts.problems++;
         counts.firstProblem ??= problem;
