@@ -2,6 +2,7 @@
  * The synchronous core of the event path: lines → parse → attribute → store. Sources (file tailer,
  * kmsg reader) feed it; the benchmark drives it directly.
  */
+import { messageOf } from '../../../shared/errors.js';
 import type { Attributor } from './attribute.js';
 import { formatCode, parseLine, type ParseOptions, type SeccompRecord, type SyscallResolver } from './parse.js';
 import type { ContainerAggregate, EventStore, SyscallEvent } from './store.js';
@@ -85,26 +86,50 @@ export class Ingest {
     this.metrics.linesRead(lines.length);
     let malformed = 0;
     for (const line of lines) {
-      const p = parseLine(line, this.parseOpts);
-      switch (p.kind) {
-        case 'seccomp':
-          this.record(p.record);
-          break;
-        case 'lost':
-          this.lost(p.count, 'suppressed');
-          break;
-        case 'malformed':
-          malformed++;
-          this.o.onMalformed?.(line, p.reason);
-          break;
-        default:
-          break;
+      // Total per line: whatever one line makes go wrong (parse, name, attribute, store, a metric)
+      // costs that line only, never the lines after it in the batch.
+      try {
+        const p = parseLine(line, this.parseOpts);
+        switch (p.kind) {
+          case 'seccomp':
+            this.record(p.record);
+            break;
+          case 'lost':
+            this.lost(p.count, 'suppressed');
+            break;
+          case 'malformed':
+            malformed++;
+            this.reportMalformed(line, p.reason);
+            break;
+          default:
+            break;
+        }
+      } catch (e: unknown) {
+        malformed++;
+        this.reportMalformed(line, `could not be ingested: ${messageOf(e)}`);
       }
     }
     if (malformed > 0) {
       this.stats.malformed += malformed;
       this.metrics.malformed(malformed);
     }
+  }
+
+  private reportMalformed(line: string, reason: string): void {
+    try {
+      this.o.onMalformed?.(line, reason);
+    } catch {
+      // Only a report: the line is counted either way.
+    }
+  }
+
+  /** A line too long to be an audit record, skipped by the line splitter: one malformed line. */
+  overlong(maxBytes: number): void {
+    this.stats.lines++;
+    this.metrics.linesRead(1);
+    this.stats.malformed++;
+    this.metrics.malformed(1);
+    this.reportMalformed('', `line longer than ${maxBytes} bytes (no audit record is); skipped to its newline`);
   }
 
   /** Records known to be lost. */

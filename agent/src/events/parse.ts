@@ -109,6 +109,11 @@ const OTHER: ParsedLine = Object.freeze({ kind: 'other' });
 const SUPPRESSED = 'kauditd_printk_skb: ';
 const SUPPRESSED_TAIL = ' callbacks suppressed';
 const GS = '\x1d';
+/** The largest epoch millisecond a Date holds (ECMA-262 TimeClip). */
+const MAX_DATE_MS = 8.64e15;
+
+/** A piece of the line quoted in a reason: short (reasons are logged). */
+const clip = (s: string): string => (s.length <= 24 ? s : `${s.slice(0, 24)}…`);
 
 function malformed(reason: string): ParsedLine {
   return { kind: 'malformed', reason };
@@ -213,7 +218,7 @@ export function parseLine(line: string, opts: ParseOptions): ParsedLine {
     const s = line.indexOf(SUPPRESSED, msg);
     if (s >= 0 && line.endsWith(SUPPRESSED_TAIL)) {
       const n = decimal(line.slice(s + SUPPRESSED.length, line.length - SUPPRESSED_TAIL.length));
-      if (!Number.isNaN(n)) return { kind: 'lost', count: n };
+      if (n >= 0) return { kind: 'lost', count: n };
     }
     if (opts.strict === true && line.length > 0) return malformed('not an audit record');
     return OTHER;
@@ -250,12 +255,15 @@ export function parseLine(line: string, opts: ParseOptions): ParsedLine {
     ms < 0 ||
     serial < 0
   ) {
-    return malformed(`bad audit id "${line.slice(open, close)}"`);
+    return malformed(`bad audit id "${clip(line.slice(open, close))}"`);
   }
   const id = line.slice(open, close);
   // The kernel prints milliseconds with three digits; scale anything else.
   const msDigits = colon - dot - 1;
   const time = sec * 1000 + (msDigits === 3 ? ms : Math.round(ms * 10 ** (3 - msDigits)));
+  // A time no Date can hold (anyone can write such a line to a syslog file) is one bad line:
+  // formatting it later would throw.
+  if (!(time <= MAX_DATE_MS)) return malformed(`audit time "${clip(line.slice(open, dot))}" out of range`);
 
   // Fields run to the end of the line or to auditd's enrichment separator.
   let end = line.indexOf(GS, close);

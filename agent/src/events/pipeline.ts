@@ -79,6 +79,21 @@ export async function chooseSource(
   }
 }
 
+/** Characters of a malformed line that are logged. */
+export const LOGGED_PREFIX = 32;
+
+const clip = (s: string, n: number): string => (s.length <= n ? s : `${s.slice(0, n)}…`);
+
+/** The first `n` characters, printable ASCII kept, everything else as \xNN (JSON escapes the rest). */
+export function escapedPrefix(line: string, n: number): string {
+  let out = '';
+  for (let i = 0; i < line.length && i < n; i++) {
+    const c = line.charCodeAt(i);
+    out += c >= 0x20 && c < 0x7f && c !== 0x5c ? line[i] : `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  return line.length > n ? `${out}…` : out;
+}
+
 /** Everything the event path needs from main. */
 export interface EventPipelineDeps {
   readonly node: string;
@@ -150,8 +165,14 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
     metrics,
     ...(deps.now === undefined ? {} : { now: deps.now }),
     onMalformed: (line, reason) => {
-      // The first few in full, then only counted (/metrics has the total).
-      if (malformedLogged++ < 10) log.warn({ reason, line: line.slice(0, 300) }, 'malformed audit line skipped');
+      // The first few, then only counted (/metrics has the total). Never the line itself: the file
+      // may not be what it should (a link to a secret, lines any user wrote); a short escaped
+      // prefix says enough to find it.
+      if (malformedLogged++ < 10)
+        log.warn(
+          { reason: clip(reason, 200), length: line.length, prefix: escapedPrefix(line, LOGGED_PREFIX) },
+          'malformed audit line skipped',
+        );
     },
   });
   log.info(
@@ -183,6 +204,7 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
     }
     stopSource = () => reader.stop();
   } else {
+    let lastError = { err: '', at: 0, repeated: 0 };
     const tailer = new FileTailer({
       path: source.path,
       from: deps.from ?? 'end',
@@ -213,11 +235,31 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
             log.warn({ path: e.path }, 'audit log does not exist yet; waiting for it');
             break;
           case 'opened':
-            log.info({ path: e.path, offset: e.offset }, 'audit log opened');
+            if (e.via === undefined) log.info({ path: e.path, offset: e.offset }, 'audit log opened');
+            else
+              log.warn({ path: e.path, target: e.via, offset: e.offset }, 'audit log is a symlink; reading its target');
             break;
-          case 'error':
-            log.error({ path: e.path, err: messageOf(e.error) }, 'reading the audit log failed; retrying');
+          case 'refused':
+            log.error({ path: e.path, reason: e.reason }, 'audit log refused; waiting for a regular file at the path');
             break;
+          case 'overlong':
+            ingest.overlong(e.maxBytes);
+            break;
+          case 'error': {
+            // A persistent failure is retried on every poll: say it once a minute, with the count.
+            const err = messageOf(e.error);
+            const at = (deps.now ?? Date.now)();
+            if (err === lastError.err && at - lastError.at < 60_000) {
+              lastError.repeated++;
+              break;
+            }
+            log.error(
+              { path: e.path, err, ...(lastError.repeated > 0 ? { repeatedBefore: lastError.repeated } : {}) },
+              'reading the audit log failed; retrying',
+            );
+            lastError = { err, at, repeated: 0 };
+            break;
+          }
         }
       },
     });

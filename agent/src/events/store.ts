@@ -9,6 +9,12 @@
 import type { AttributionKind } from './attribute.js';
 import type { PodRef } from './pod-index.js';
 
+/**
+ * Distinct unnamed `arch:nr` pairs kept per container; calls with further ones are only counted
+ * (`unresolvedOther`). Named syscalls are bounded by the syscall tables (500 names).
+ */
+export const MAX_UNRESOLVED = 64;
+
 /** One syscall event as the HTTP API shows it. */
 export interface SyscallEvent {
   /** Position in the agent's event sequence (SSE id, `after=`). */
@@ -64,8 +70,10 @@ export interface ContainerAggregate {
   first: number;
   last: number;
   readonly syscalls: Map<string, SyscallCount>;
-  /** Calls whose number the arch's table does not name: `arch:nr` → count. */
+  /** Calls whose number the arch's table does not name: `arch:nr` → count, at most MAX_UNRESOLVED. */
   readonly unresolved: Map<string, number>;
+  /** Calls with unnamed numbers beyond the first MAX_UNRESOLVED distinct ones. */
+  unresolvedOther: number;
   readonly arches: Set<string>;
 }
 
@@ -174,6 +182,7 @@ export class EventStore {
         last: timeMs,
         syscalls: new Map(),
         unresolved: new Map(),
+        unresolvedOther: 0,
         arches: new Set(),
       };
       while (this.aggs.size >= this.maxContainers) {
@@ -197,7 +206,10 @@ export class EventStore {
     if (ev.arch !== null) a.arches.add(ev.arch);
     if (ev.syscall === null) {
       const k = `${ev.arch ?? ev.auditArch}:${ev.syscallNr}`;
-      a.unresolved.set(k, (a.unresolved.get(k) ?? 0) + 1);
+      const n = a.unresolved.get(k);
+      if (n !== undefined) a.unresolved.set(k, n + 1);
+      else if (a.unresolved.size < MAX_UNRESOLVED) a.unresolved.set(k, 1);
+      else a.unresolvedOther++;
       return;
     }
     let s = a.syscalls.get(ev.syscall);

@@ -15,17 +15,28 @@
  *
  * Why not a library: see docs/events.md ("Tailing").
  */
+import { constants } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { LineSplitter } from './lines.js';
+import { LineSplitter, MAX_LINE_BYTES } from './lines.js';
 import { realFs, type EventsFs, type FileHandle, type FSWatcher } from './fs.js';
 import { isErrnoException } from '../../../shared/errors.js';
+import { openLog } from './open-log.js';
 
 /** Where to start in the file that exists when tailing starts. */
 export type TailFrom = 'start' | 'end';
 
 /** Things worth a log line or a metric. */
 export type TailEvent =
-  | { readonly type: 'opened'; readonly path: string; readonly ino: number; readonly offset: number }
+  | {
+      readonly type: 'opened';
+      readonly path: string;
+      readonly ino: number;
+      readonly offset: number;
+      /** The target, when the path is a symlink (followed only within its own directory). */
+      readonly via?: string;
+    }
+  /** The path exists but is not read: not a regular file, or a symlink leading elsewhere. */
+  | { readonly type: 'refused'; readonly path: string; readonly reason: string }
   | { readonly type: 'waiting'; readonly path: string }
   | { readonly type: 'rotated'; readonly path: string; readonly intermediates: number }
   /** The rotated-away file was not found among PATH.N: files rotated in between may be missed. */
@@ -36,6 +47,8 @@ export type TailEvent =
       readonly recoveredBytes: number;
       readonly possibleLoss: boolean;
     }
+  /** A line longer than MAX_LINE_BYTES was skipped (up to its newline). */
+  | { readonly type: 'overlong'; readonly path: string; readonly maxBytes: number }
   | { readonly type: 'error'; readonly path: string; readonly error: unknown };
 
 export interface FileTailerOptions {
@@ -73,13 +86,17 @@ const TAIL_BYTES = 64;
 
 /** Tails one path. `start()` opens it (or waits for it); `stop()` closes everything. */
 /** A freshly opened file, read from its start. */
-function openFileAt(fh: OpenFile['fh'], st: { dev: number; ino: number; size: number }): OpenFile {
+function openFileAt(
+  fh: OpenFile['fh'],
+  st: { dev: number; ino: number; size: number },
+  onOverlong: () => void,
+): OpenFile {
   return {
     fh,
     dev: st.dev,
     ino: st.ino,
     offset: 0,
-    splitter: new LineSplitter(),
+    splitter: new LineSplitter({ onOverlong }),
     tail: Buffer.alloc(0),
     until: 0,
     size: st.size,
@@ -97,7 +114,8 @@ export class FileTailer {
   private again = false;
   private stopped = false;
   private first = true;
-  private waitingReported = false;
+  /** The last 'waiting' or refusal reason reported, so that each is said once. */
+  private reported: string | null = null;
 
   constructor(opts: FileTailerOptions) {
     this.o = {
@@ -122,9 +140,16 @@ export class FileTailer {
     await this.idle();
   }
 
-  /** Bytes of the current file not read yet, as of the last look. */
+  /**
+   * Bytes written but not read yet: the current file's size (looked at before each read and
+   * whenever the reader reaches it) minus the read offset, plus the same for rotated-away files
+   * still being read.
+   */
   get lagBytes(): number {
-    return this.cur === null ? 0 : Math.max(0, this.cur.size - this.cur.offset);
+    let lag = 0;
+    for (const f of this.cur === null ? this.draining : [...this.draining, this.cur])
+      lag += Math.max(0, f.size - f.offset);
+    return lag;
   }
 
   /** Resolves when no read is in progress (tests and shutdown use it). */
@@ -154,6 +179,10 @@ export class FileTailer {
     this.draining.length = 0;
     this.cur = null;
   }
+
+  private readonly overlong = (): void => {
+    this.emit({ type: 'overlong', path: this.o.path, maxBytes: MAX_LINE_BYTES });
+  };
 
   private emit(e: TailEvent): void {
     this.o.onEvent?.(e);
@@ -189,7 +218,13 @@ export class FileTailer {
   }
 
   private deliver(lines: string[]): void {
-    if (lines.length > 0 && !this.stopped) this.o.onLines(lines);
+    if (lines.length === 0 || this.stopped) return;
+    try {
+      this.o.onLines(lines);
+    } catch (e: unknown) {
+      // The consumer's fault, and these lines only: the read goes on with the next ones.
+      this.emit({ type: 'error', path: this.o.path, error: e });
+    }
   }
 
   private async step(): Promise<void> {
@@ -228,22 +263,23 @@ export class FileTailer {
     }
   }
 
-  /** Opens the path; null if it does not exist yet. */
+  /** Opens the path; null if it does not exist yet or is refused (openLog says why). */
   private async openPath(from: TailFrom): Promise<OpenFile | null> {
-    let fh: FileHandle;
-    try {
-      fh = await this.o.fs.open(this.o.path, 'r');
-    } catch (e: unknown) {
-      if (isErrnoException(e) && e.code === 'ENOENT') {
-        if (!this.waitingReported) this.emit({ type: 'waiting', path: this.o.path });
-        this.waitingReported = true;
-        return null;
-      }
-      throw e;
+    const o = await openLog(this.o.fs, this.o.path);
+    if (o.kind === 'missing') {
+      if (this.reported !== 'waiting') this.emit({ type: 'waiting', path: this.o.path });
+      this.reported = 'waiting';
+      return null;
     }
-    this.waitingReported = false;
-    const st = await fh.stat();
-    const f = openFileAt(fh, st);
+    if (o.kind === 'refused') {
+      // Said once per reason; the poll keeps looking and opens the path once it is acceptable.
+      if (this.reported !== o.reason) this.emit({ type: 'refused', path: this.o.path, reason: o.reason });
+      this.reported = o.reason;
+      return null;
+    }
+    this.reported = null;
+    const { fh, st } = o;
+    const f = openFileAt(fh, st, this.overlong);
     if (from === 'end' && st.size > 0) {
       // Start after the last complete line, so a record being written right now is read whole.
       const back = Math.min(st.size, READ_SIZE);
@@ -252,7 +288,13 @@ export class FileTailer {
       f.offset = nl < 0 ? st.size : st.size - back + nl + 1;
       f.tail = Buffer.from(this.buf.subarray(Math.max(0, nl + 1 - TAIL_BYTES), nl + 1));
     }
-    this.emit({ type: 'opened', path: this.o.path, ino: st.ino, offset: f.offset });
+    this.emit({
+      type: 'opened',
+      path: this.o.path,
+      ino: st.ino,
+      offset: f.offset,
+      ...(o.via === undefined ? {} : { via: o.via }),
+    });
     return f;
   }
 
@@ -266,6 +308,8 @@ export class FileTailer {
       if (bytesRead !== f.tail.length || !this.buf.subarray(0, bytesRead).equals(f.tail)) return false;
     }
     for (;;) {
+      // The size as we go (fstat is cheap), so that lag shows how far behind a long read is.
+      if (f.offset >= f.size) f.size = (await f.fh.stat()).size;
       const { bytesRead } = await f.fh.read(this.buf, 0, READ_SIZE, f.offset);
       if (bytesRead === 0) return true;
       f.offset += bytesRead;
@@ -331,18 +375,23 @@ export class FileTailer {
           if (done.has(c.key)) continue;
           let fh: FileHandle;
           try {
-            fh = await this.o.fs.open(c.name, 'r');
+            // Not following a link nor blocking on a FIFO here either (see open-log.ts).
+            fh = await this.o.fs.open(c.name, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
           } catch {
             shifted = true;
             break;
           }
           held.push(fh);
           const st = await fh.stat();
+          if (!st.isFile()) {
+            done.add(c.key);
+            continue;
+          }
           if (key(st.dev, st.ino) !== c.key) {
             shifted = true;
             break;
           }
-          const f = openFileAt(fh, st);
+          const f = openFileAt(fh, st, this.overlong);
           await this.readAll(f);
           const rest = f.splitter.flush();
           if (rest !== undefined) this.deliver([rest]);

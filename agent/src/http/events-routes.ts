@@ -149,6 +149,7 @@ export function aggregateJson(a: ContainerAggregate): unknown {
       const i = k.lastIndexOf(':');
       return { arch: k.slice(0, i), nr: Number(k.slice(i + 1)), count };
     }),
+    unresolvedOther: a.unresolvedOther,
   };
 }
 
@@ -179,6 +180,17 @@ export function aggregatesTable(aggs: readonly ContainerAggregate[]): string {
         a.containerId?.slice(0, 12) ?? '(host)',
         `?${k}`,
         String(c),
+        '-',
+      ]);
+    }
+    if (a.unresolvedOther > 0) {
+      rows.push([
+        a.namespace ?? '-',
+        a.pod ?? '-',
+        a.container ?? '-',
+        a.containerId?.slice(0, 12) ?? '(host)',
+        '?other',
+        String(a.unresolvedOther),
         '-',
       ]);
     }

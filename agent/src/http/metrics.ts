@@ -12,6 +12,21 @@ import type { EventMetricsSink } from '../events/ingest.js';
 import type { EventPipeline } from '../events/pipeline.js';
 import type { ContainerAggregate, SyscallEvent } from '../events/store.js';
 
+/** Syscall names with a series of their own, per container; further names count as `other`. */
+export const MAX_SYSCALL_SERIES_PER_CONTAINER = 128;
+/** The `syscall` label of calls beyond the per-container cap. */
+export const OTHER_SYSCALL_LABEL = 'other';
+/** The `syscall` label of numbers no table names (any number of them: one series). */
+export const UNKNOWN_SYSCALL_LABEL = 'unknown';
+
+interface AuditLabels {
+  node: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  syscall: string;
+}
+
 /** What the profile path reports. */
 export interface ProfileMetricsSink {
   /** A profile operation: `update` (written) or `delete` (removed), as the reference operator counts. */
@@ -98,7 +113,7 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
   let gauges: PipelineGauges | undefined;
   new Gauge({
     name: 'seccomp_agent_audit_tail_lag_bytes',
-    help: 'Bytes of the audit log written but not read yet, at the last look.',
+    help: 'Bytes of the audit log written but not read yet (file size minus read offset, updated while reading).',
     registers: [registry],
     collect() {
       this.set(gauges?.lagBytes() ?? 0);
@@ -137,6 +152,10 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
     },
   });
 
+  // The audit counter's series, per container id ('' for host and unknown processes), so that a
+  // container's series are bounded (MAX_SYSCALL_SERIES_PER_CONTAINER names, plus `other` and
+  // `unknown`) and all removed when the store drops the container.
+  const held = new Map<string, { names: Set<string>; series: Map<string, AuditLabels> }>();
   const events: EventMetricsSink = {
     linesRead: (n) => lines.inc(n),
     malformed: (n) => malformed.inc(n),
@@ -144,25 +163,37 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
     rotation: (kind) => rotations.inc({ kind }),
     event: (ev: SyscallEvent) => {
       records.inc({ attribution: ev.attribution });
-      audit.inc({
+      const id = ev.containerId ?? '';
+      let h = held.get(id);
+      if (h === undefined) {
+        h = { names: new Set(), series: new Map() };
+        held.set(id, h);
+      }
+      let syscall: string;
+      if (ev.syscall === null) syscall = UNKNOWN_SYSCALL_LABEL;
+      else if (h.names.has(ev.syscall)) syscall = ev.syscall;
+      else if (h.names.size < MAX_SYSCALL_SERIES_PER_CONTAINER) {
+        h.names.add(ev.syscall);
+        syscall = ev.syscall;
+      } else syscall = OTHER_SYSCALL_LABEL;
+      const labels: AuditLabels = {
         node: ev.node,
         namespace: ev.namespace ?? '',
         pod: ev.pod ?? '',
         container: ev.container ?? '',
-        syscall: ev.syscall ?? `${ev.arch ?? ev.auditArch}:${ev.syscallNr}`,
-      });
+        syscall,
+      };
+      const key = `${labels.namespace}\0${labels.pod}\0${labels.container}\0${syscall}`;
+      if (!h.series.has(key)) h.series.set(key, labels);
+      audit.inc(labels);
     },
   };
   events.containerEvicted = (agg: ContainerAggregate) => {
-    for (const name of agg.syscalls.keys()) {
-      audit.remove({
-        node: o.node,
-        namespace: agg.namespace ?? '',
-        pod: agg.pod ?? '',
-        container: agg.container ?? '',
-        syscall: name,
-      });
-    }
+    const id = agg.containerId ?? '';
+    const h = held.get(id);
+    if (h === undefined) return;
+    for (const labels of h.series.values()) audit.remove(labels);
+    held.delete(id);
   };
   const profiles: ProfileMetricsSink = {
     operation: (op) => operations.inc({ operation: op }),

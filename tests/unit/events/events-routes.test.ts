@@ -13,10 +13,10 @@ import { Attributor } from '../../../agent/src/events/attribute.js';
 import { Ingest } from '../../../agent/src/events/ingest.js';
 import { StaticPodIndex } from '../../../agent/src/events/pod-index.js';
 import { procReader } from '../../../agent/src/events/proc.js';
-import { EventStore } from '../../../agent/src/events/store.js';
+import { EventStore, MAX_UNRESOLVED } from '../../../agent/src/events/store.js';
 import { eventsRoutes, parseSince } from '../../../agent/src/http/events-routes.js';
 import { RUNC_BASELINE } from '../../../agent/src/events/suggest.js';
-import { createMetrics, metricsRoutes } from '../../../agent/src/http/metrics.js';
+import { createMetrics, MAX_SYSCALL_SERIES_PER_CONTAINER, metricsRoutes } from '../../../agent/src/http/metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const corpusLines = readFileSync(
@@ -361,6 +361,57 @@ t.test('/metrics: the reference operator names and ours', async (t) => {
   t.match(text, /# TYPE security_profiles_operator_seccomp_profile_total counter/);
   t.match(text, /# TYPE security_profiles_operator_seccomp_profile_error_total counter/);
   t.match(text, /seccomp_agent_audit_tail_lag_seconds/);
+});
+
+t.test('item 7: 50,000 distinct unknown syscall numbers from one container make one series, not 50,000', async (t) => {
+  const { app: a, ingest, store } = await app(t);
+  const base = corpusLines.find((l) => l.startsWith('type=SECCOMP ') && l.includes(' pid=18105 ')) ?? '';
+  const flood: string[] = [];
+  for (let i = 0; i < 50_000; i++) flood.push(base.replace(/ syscall=\d+ /, ` syscall=${100_000 + i} `));
+  // And 200 different named calls (x86_64 0..199): the first 128 names keep a series each.
+  for (let nr = 0; nr < 200; nr++) flood.push(base.replace(/ syscall=\d+ /, ` syscall=${nr} `));
+  ingest.lines(flood);
+  const text = (await a.inject('/metrics')).body;
+  const series = text
+    .split('\n')
+    .filter((l) => l.startsWith('security_profiles_operator_seccomp_profile_audit_total{') && l.includes('pod="web"'));
+  t.ok(series.length <= MAX_SYSCALL_SERIES_PER_CONTAINER + 2, `${series.length} series for the container`);
+  t.match(text, /audit_total\{node="node1",namespace="shop",pod="web",container="app",syscall="unknown"\} 50000$/m);
+  t.match(text, /audit_total\{node="node1",namespace="shop",pod="web",container="app",syscall="other"\} \d+$/m);
+  const sum = series.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  t.equal(sum, store.aggregates({ pod: 'web' })[0]?.total, 'every call counted in some series');
+  const [agg] = store.aggregates({ pod: 'web' });
+  t.equal(agg?.unresolved.size, MAX_UNRESOLVED, 'the aggregate keeps 64 unnamed numbers');
+  t.equal(agg?.unresolvedOther, 50_000 - MAX_UNRESOLVED, 'and counts the rest');
+  const json = (await a.inject('/v1/syscalls?pod=web')).json<{ items: { unresolvedOther: number }[] }>();
+  t.equal(json.items[0]?.unresolvedOther, 50_000 - MAX_UNRESOLVED);
+});
+
+t.test('item 7: an evicted container takes all its series with it, unknown included', async (t) => {
+  const metrics = createMetrics({ node: 'node1', processMetrics: false });
+  const store = new EventStore();
+  const attributor = new Attributor({
+    proc: procReader(t.testdir({ stat: 'btime 1\n' })),
+    podIndex: new StaticPodIndex([]),
+  });
+  const ingest = new Ingest({
+    node: 'node1',
+    resolve: resolveAuditSyscall,
+    strict: true,
+    attributor,
+    store,
+    metrics: metrics.events,
+  });
+  const base = corpusLines.find((l) => l.startsWith('type=SECCOMP ')) ?? '';
+  ingest.lines([base.replace(/ syscall=\d+ /, ' syscall=99999 '), base]);
+  const count = async () =>
+    (await metrics.registry.metrics())
+      .split('\n')
+      .filter((l) => l.startsWith('security_profiles_operator_seccomp_profile_audit_total{')).length;
+  t.equal(await count(), 2, 'a named series and the unknown one');
+  const evicted = store.aggregates({})[0];
+  if (evicted !== undefined) metrics.events.containerEvicted?.(evicted);
+  t.equal(await count(), 0, 'both gone');
 });
 
 t.test('follow: a client too far behind is disconnected, not buffered without bound', async (t) => {

@@ -280,3 +280,20 @@ t.test('malformed lines are reported, never thrown', async (t) => {
   t.equal(parseLine('garbage line', opts).kind, 'other', 'outside strict mode other text is just other');
   t.equal(parseLine('', strict).kind, 'other', 'an empty line is not an error');
 });
+
+t.test('item 3: an out-of-range audit time is one malformed line', async (t) => {
+  const good = corpus('audit-raw.log')[6] ?? '';
+  for (const id of ['99999999999999999.999:2', '9000000000000.000:2', '8640000000000.001:2']) {
+    const line = good.replace(/audit\([^)]*\)/, `audit(${id})`);
+    const p = parseLine(line, strict);
+    t.match(p, { kind: 'malformed', reason: /time/ }, `audit(${id}) is malformed`);
+  }
+  // The last millisecond a JavaScript Date can hold is still a time.
+  const edge = rec(parseLine(good.replace(/audit\([^)]*\)/, 'audit(8640000000000.000:2)'), strict));
+  t.equal(new Date(edge.time).toISOString(), '+275760-09-13T00:00:00.000Z');
+});
+
+t.test('R4 found: a negative "callbacks suppressed" count is no loss', async (t) => {
+  t.equal(parseLine('audit: kauditd_printk_skb: -1 callbacks suppressed', opts).kind, 'other');
+  t.match(parseLine('audit: kauditd_printk_skb: 7 callbacks suppressed', opts), { kind: 'lost', count: 7 });
+});

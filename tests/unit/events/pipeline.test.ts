@@ -1,4 +1,17 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  appendFileSync,
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -6,6 +19,7 @@ import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { chooseSource, startEventPipeline, type EventPipelineDeps } from '../../../agent/src/events/pipeline.js';
 import { procReader } from '../../../agent/src/events/proc.js';
+import { realFs } from '../../../agent/src/events/fs.js';
 import { createMetrics, pipelineGauges } from '../../../agent/src/http/metrics.js';
 import { isAgentError } from '../../../shared/errors.js';
 
@@ -71,6 +85,8 @@ t.test('chooseSource: explicit settings and paths', async (t) => {
   const noSyslog = await chooseSource('syslog', undefined, {
     open: () => Promise.reject(new Error('unused')),
     stat: (p) => Promise.reject(Object.assign(new Error(`ENOENT ${p} (${dir})`), { code: 'ENOENT' })),
+    lstat: () => Promise.reject(new Error('unused')),
+    realpath: () => Promise.reject(new Error('unused')),
     watch: () => {
       throw new Error('unused');
     },
@@ -107,6 +123,136 @@ t.test('malformed lines are counted, logged a few times, and skipped', async (t)
   await until(() => p.stats().lines === 4, '4 lines');
   t.match(p.stats(), { records: 2, malformed: 2 });
   t.equal(logs.filter((l) => l['msg'] === 'malformed audit line skipped').length, 2);
+});
+
+t.test('item 3: an out-of-range audit time is one malformed line, never the rest of the read', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  const good = SECCOMP.slice(0, 6);
+  const bad = (id: string): string => (SECCOMP[0] ?? '').replace(/audit\([^)]*\)/, `audit(${id})`);
+  // One write, so that the bad lines and the good ones after them arrive in the same read.
+  appendFileSync(
+    path,
+    [good[0], bad('99999999999999999.999:2'), good[1], good[2], bad('9000000000000.000:3'), ...good.slice(3)].join(
+      '\n',
+    ) + '\n',
+  );
+  await until(() => p.stats().lines === 8, '8 lines');
+  t.match(p.stats(), { records: 6, malformed: 2 });
+  t.equal(p.store.events({}, 100).length, 6, 'every good line of the read is an event');
+  t.same(
+    logs.filter((l) => l['msg'] === 'reading the audit log failed; retrying'),
+    [],
+    'no read failed',
+  );
+});
+
+t.test('item 10: a 1 MiB line with no record in it is one malformed line', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  appendFileSync(path, `${SECCOMP[0]}\n${'x'.repeat(1024 * 1024)}\n${SECCOMP[1]}\n`);
+  await until(() => p.stats().lines === 3, '3 lines');
+  t.match(p.stats(), { records: 2, malformed: 1 });
+  t.match(
+    logs.find((l) => l['msg'] === 'malformed audit line skipped'),
+    { reason: /line longer than 16384 bytes/ },
+  );
+});
+
+t.test('item 11: a malformed line is logged as a short escaped prefix, never whole', async (t) => {
+  const { p, logs, path } = await pipeline(t, 'audit.log', { source: 'auditd' });
+  const secret = 'root:$6$5ecret5alt$' + 'H'.repeat(86) + ':19000:0:99999:7:::';
+  appendFileSync(path, `${secret}\n\x1b[31mred\ttab\\\n`);
+  await until(() => p.stats().lines === 2, '2 lines');
+  const warned = logs.filter((l) => l['msg'] === 'malformed audit line skipped');
+  t.equal(warned.length, 2);
+  t.same(warned[0], { ...warned[0], prefix: 'root:$6$5ecret5alt$HHHHHHHHHHHHH…', length: secret.length });
+  t.equal(warned[1]?.['prefix'], '\\x1b[31mred\\x09tab\\x5c');
+  t.notOk(JSON.stringify(logs).includes('H'.repeat(40)), 'the line itself is in no log record');
+});
+
+t.test('item 11: a symlink at the audit path leading out of its directory is refused loudly', async (t) => {
+  const { log, records } = logger(t);
+  const dir = t.testdir({ log: {}, etc: { shadow: 'root:$6$x$y:1:0:99999:7:::\n' } });
+  symlinkSync(join(dir, 'etc', 'shadow'), join(dir, 'log', 'audit.log'));
+  const p = await startEventPipeline({
+    node: 'node1',
+    logger: log,
+    proc: procReader(join(dir, 'proc')),
+    pollIntervalMs: 60_000,
+    source: 'auditd',
+    auditLog: join(dir, 'log', 'audit.log'),
+    from: 'start',
+  });
+  t.teardown(() => p.stop());
+  t.equal(p.stats().lines, 0);
+  t.match(records, [
+    { msg: 'audit source chosen' },
+    { level: 50, msg: 'audit log refused; waiting for a regular file at the path', reason: /outside/ },
+  ]);
+});
+
+t.test(
+  'item 4: a FIFO at the audit path: the pipeline starts, says why once, and reads the file replacing it',
+  async (t) => {
+    const { log, records } = logger(t);
+    const dir = t.testdir({ log: {} });
+    const path = join(dir, 'log', 'audit.log');
+    execFileSync('mkfifo', [path]);
+    t.teardown(() => {
+      try {
+        closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK)); // frees an open blocked on it
+      } catch {
+        // nobody blocked on it
+      }
+    });
+    let guard: NodeJS.Timeout | undefined;
+    const p = await Promise.race([
+      startEventPipeline({
+        node: 'node1',
+        logger: log,
+        proc: procReader(join(dir, 'proc')),
+        pollIntervalMs: 20,
+        source: 'auditd',
+        auditLog: path,
+      }),
+      new Promise<never>((_, reject) => {
+        guard = setTimeout(() => reject(new Error('startEventPipeline did not resolve within 5 s')), 5000);
+      }),
+    ]).finally(() => clearTimeout(guard));
+    t.teardown(() => p.stop());
+    await new Promise((r) => setTimeout(r, 200)); // ten polls
+    const refused = records.filter((l) => l['msg'] === 'audit log refused; waiting for a regular file at the path');
+    t.equal(refused.length, 1, 'said once');
+    t.match(refused[0], { level: 50, reason: /is a FIFO, not a regular file/ });
+    t.same(
+      records.filter((l) => l['msg'] === 'reading the audit log failed; retrying'),
+      [],
+      'no ESPIPE',
+    );
+    rmSync(path);
+    writeFileSync(path, `${SECCOMP[0]}\n`);
+    await until(() => p.stats().records === 1, 'the record of the regular file');
+  },
+);
+
+t.test('item 4: a failure that persists is logged once a minute, not on every poll', async (t) => {
+  const { log, records } = logger(t);
+  const dir = t.testdir({ 'audit.log': '' });
+  const path = join(dir, 'audit.log');
+  const eio = Object.assign(new Error(`EIO: i/o error, stat '${path}'`), { code: 'EIO' });
+  const p = await startEventPipeline({
+    node: 'node1',
+    logger: log,
+    proc: procReader(join(dir, 'proc')),
+    pollIntervalMs: 20,
+    source: 'auditd',
+    auditLog: path,
+    fs: { ...realFs, stat: (f) => (f === path ? Promise.reject(eio) : realFs.stat(f)) },
+  });
+  t.teardown(() => p.stop());
+  await new Promise((r) => setTimeout(r, 200));
+  const failed = records.filter((l) => l['msg'] === 'reading the audit log failed; retrying');
+  t.equal(failed.length, 1, `logged once over about ten polls`);
+  t.match(failed[0], { err: /EIO/ });
 });
 
 t.test('20 rotations of a generated log (rename + create, as auditd does) while writing: exact count', async (t) => {

@@ -1,6 +1,12 @@
+import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
+  closeSync,
+  constants,
   copyFileSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
   existsSync,
   renameSync,
   rmSync,
@@ -11,7 +17,7 @@ import {
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FileTailer, type TailEvent, type TailFrom } from '../../../agent/src/events/tail-file.js';
-import { LineSplitter } from '../../../agent/src/events/lines.js';
+import { LineSplitter, MAX_LINE_BYTES } from '../../../agent/src/events/lines.js';
 
 /** Polls `cond` (bounded) so a test waits for the tailer without asserting on time. */
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
@@ -31,11 +37,12 @@ interface Harness {
 
 async function tail(
   t: Test,
-  opts: { from?: TailFrom; poll?: number; content?: string; create?: boolean } = {},
+  opts: { from?: TailFrom; poll?: number; content?: string; create?: boolean; prepare?: (path: string) => void } = {},
 ): Promise<Harness> {
   const dir = t.testdir({});
   const path = join(dir, 'audit.log');
-  if (opts.create !== false) writeFileSync(path, opts.content ?? '');
+  if (opts.prepare !== undefined) opts.prepare(path);
+  else if (opts.create !== false) writeFileSync(path, opts.content ?? '');
   const lines: string[] = [];
   const events: TailEvent[] = [];
   const tailer = new FileTailer({
@@ -47,7 +54,14 @@ async function tail(
     drainGraceMs: 200,
   });
   t.teardown(() => tailer.stop());
-  await tailer.start();
+  // Bounded: a start that never resolves (an open blocked on a FIFO) fails here, not by timeout.
+  let guard: NodeJS.Timeout | undefined;
+  await Promise.race([
+    tailer.start(),
+    new Promise((_, reject) => {
+      guard = setTimeout(() => reject(new Error('FileTailer.start() did not resolve within 5 s')), 5000);
+    }),
+  ]).finally(() => clearTimeout(guard));
   return { path, lines, events, tailer };
 }
 
@@ -83,6 +97,172 @@ t.test('LineSplitter holds back an incomplete last line', async (t) => {
   t.equal(s.flush(), undefined);
   s.push(Buffer.from('tail'));
   t.equal(s.flush(), 'tail');
+});
+
+t.test('item 10: a line without a newline is capped, counted once, and skipped to its newline', async (t) => {
+  let overlong = 0;
+  const s = new LineSplitter({ onOverlong: () => overlong++ });
+  t.same(s.push(Buffer.from('before\n')), ['before']);
+  // 1 MiB of one line in 4 KiB writes, as a writer that never ends its line would: nothing held
+  // beyond the cap, however long the line grows.
+  const block = Buffer.alloc(4096, 0x61);
+  let maxPending = 0;
+  for (let i = 0; i < 256; i++) {
+    t.same(s.push(block), []);
+    maxPending = Math.max(maxPending, s.pendingBytes);
+  }
+  t.ok(maxPending <= MAX_LINE_BYTES, `held back at most ${maxPending} bytes (cap ${MAX_LINE_BYTES})`);
+  t.equal(s.pendingBytes, 0, 'nothing held once over the cap');
+  t.equal(overlong, 1, 'one overlong line');
+  t.same(s.push(Buffer.from('aaa end of the long line\nafter\n')), ['after'], 'the next line is whole');
+  t.equal(overlong, 1);
+  // A complete line over the cap inside one chunk is dropped too; lines at the cap are kept.
+  const atCap = 'b'.repeat(MAX_LINE_BYTES);
+  t.same(s.push(Buffer.from(`x\n${'c'.repeat(MAX_LINE_BYTES + 1)}\n${atCap}\ny\n`)), ['x', atCap, 'y']);
+  t.equal(overlong, 2);
+});
+
+t.test('item 10: the tailer skips an overlong line and reports it; the lines around it arrive', async (t) => {
+  const h = await tail(t, { from: 'end' });
+  appendFileSync(h.path, 'first\n');
+  await until(() => h.lines.length === 1, 'first');
+  for (let i = 0; i < 8; i++) appendFileSync(h.path, 'z'.repeat(64 * 1024));
+  h.tailer.kick();
+  await h.tailer.idle();
+  appendFileSync(h.path, 'z\nsecond\n');
+  await until(() => h.lines.length === 2, 'second');
+  t.same(h.lines, ['first', 'second']);
+  t.equal(h.events.filter((e) => e.type === 'overlong').length, 1, 'one overlong line reported');
+});
+
+/** A FIFO at `path`; on teardown a writer opens it, so that a reader blocked in open() returns. */
+function fifo(t: Test, path: string): void {
+  execFileSync('mkfifo', [path]);
+  t.teardown(() => {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // No reader blocked on it (ENXIO), or no FIFO any more.
+    }
+  });
+}
+
+t.test(
+  'item 4: a FIFO at the path is refused without blocking, once; a regular file replacing it is read',
+  async (t) => {
+    let at = '';
+    const h = await tail(t, {
+      from: 'end',
+      poll: 20,
+      prepare: (p) => {
+        at = p;
+        fifo(t, p);
+      },
+    });
+    t.equal(h.path, at);
+    for (let i = 0; i < 5; i++) {
+      h.tailer.kick();
+      await h.tailer.idle();
+    }
+    await new Promise((r) => setTimeout(r, 100)); // a few fallback polls
+    const refused = h.events.filter((e) => e.type === 'refused');
+    t.equal(refused.length, 1, 'refused once, not on every poll');
+    t.match(refused[0], { reason: /is a FIFO, not a regular file/ });
+    t.same(
+      h.events.filter((e) => e.type === 'error'),
+      [],
+      'no read error (ESPIPE) at all',
+    );
+    rmSync(h.path);
+    writeFileSync(h.path, 'after the fifo\n');
+    await until(() => h.lines.length === 1, 'the regular file');
+    t.same(h.lines, ['after the fifo'], 'read from its start');
+  },
+);
+
+t.test('item 4: a regular file replaced by a FIFO, then by a regular file again: recovers', async (t) => {
+  const h = await tail(t, { from: 'end', poll: 20 });
+  appendFileSync(h.path, 'one\n');
+  await until(() => h.lines.length === 1, 'one');
+  rmSync(h.path);
+  fifo(t, h.path);
+  await until(() => h.events.some((e) => e.type === 'refused'), 'refused');
+  rmSync(h.path);
+  writeFileSync(h.path, 'two\n');
+  await until(() => h.lines.length === 2, 'two');
+  t.same(h.lines, ['one', 'two']);
+  t.same(
+    h.events.filter((e) => e.type === 'error'),
+    [],
+  );
+});
+
+t.test('item 11: a symlink at the path to a file outside its directory is refused, nothing read', async (t) => {
+  let secret = '';
+  const h = await tail(t, {
+    from: 'start',
+    poll: 20,
+    prepare: (p) => {
+      const outside = join(p, '..', 'etc');
+      mkdirSync(outside);
+      secret = join(outside, 'shadow');
+      writeFileSync(secret, 'root:$6$salt$hash:19000:0:99999:7:::\n');
+      symlinkSync(secret, p);
+    },
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(h.lines, [], 'not one line of the target');
+  const refused = h.events.filter((e) => e.type === 'refused');
+  t.equal(refused.length, 1);
+  t.match(refused[0], { reason: /is a symlink to .*etc\/shadow, outside .*; not following it/ });
+});
+
+t.test('item 11: a symlink within the directory is followed, and says so', async (t) => {
+  const h = await tail(t, {
+    from: 'start',
+    prepare: (p) => {
+      writeFileSync(`${p}.0`, 'through the link\n');
+      symlinkSync('audit.log.0', p);
+    },
+  });
+  await until(() => h.lines.length === 1, 'line');
+  t.same(h.lines, ['through the link']);
+  t.match(
+    h.events.find((e) => e.type === 'opened'),
+    { via: /audit\.log\.0$/ },
+  );
+});
+
+t.test('item 8: lag bytes show how far behind the reader is during a long read', async (t) => {
+  const dir = t.testdir({});
+  const path = join(dir, 'audit.log');
+  writeFileSync(path, '');
+  const samples: number[] = [];
+  let lines = 0;
+  const tailer: FileTailer = new FileTailer({
+    path,
+    from: 'end',
+    pollIntervalMs: 60_000,
+    onLines: (ls) => {
+      lines += ls.length;
+      samples.push(tailer.lagBytes);
+    },
+  });
+  t.teardown(() => tailer.stop());
+  await tailer.start();
+  // One burst of 8 MiB (32 reads of 256 KiB) after the file was opened and read to its end.
+  const burst = rec(1).repeat(Math.ceil((8 * 1024 * 1024) / rec(1).length));
+  appendFileSync(path, burst);
+  tailer.kick();
+  await tailer.idle();
+  t.equal(lines, burst.length / rec(1).length, 'every line read');
+  const max = Math.max(...samples);
+  t.ok(max > 7 * 1024 * 1024, `lag seen while reading: up to ${max} bytes`);
+  t.ok(
+    samples.every((v, i) => i === 0 || v <= (samples[i - 1] ?? 0)),
+    'and it falls as the reader catches up',
+  );
+  t.equal(tailer.lagBytes, 0, 'none once caught up');
 });
 
 t.test('from end: existing lines are skipped, appended ones delivered (inotify only, no poll)', async (t) => {
