@@ -710,8 +710,9 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     onChange: (_type, _key, cur, old) => {
       const changed = podIndex.update(old, cur);
       if (changed.length === 0) return;
-      // A profile being deleted loses its file when its last user here goes: that needs a plan.
-      if (changed.some((k) => profiles.get(k)?.deleting === true)) schedulePlan();
+      // The plan reads profiles ∪ in use here, so a change of either asks for one, whatever this
+      // copy of the profile says yet (coalesced; a plan that changes nothing touches no file).
+      schedulePlan();
       for (const k of changed) enqueueStatus(k, t.coalesceMs);
     },
     onSynced: () => schedulePlan(),

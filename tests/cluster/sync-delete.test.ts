@@ -8,6 +8,7 @@ import {
   fileOf,
   getProfile,
   NS,
+  podUsing,
   readMaybe,
   startAgent,
   startBed,
@@ -25,18 +26,6 @@ const agents: AgentProc[] = await Promise.all(NODES.map((node) => startAgent(t, 
 const agent = (n: string): AgentProc => agents.find((a) => a.node === n) as AgentProc;
 for (const f of WORKSHOP_FILES) await cp.kubectl(['apply', '-f', repoPath('profiles', f)]);
 
-const pod = (name: string, node: string, profile: string): string =>
-  JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: NS },
-    spec: {
-      nodeName: node,
-      securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: `operator/${NS}/${profile}.json` } },
-      containers: [{ name: 'c', image: 'nginx:1.27' }],
-    },
-  });
-
 const hasFile = async (a: AgentProc, name: string): Promise<boolean> =>
   (await readMaybe(fileOf(a.root, NS, name))) !== undefined;
 
@@ -47,7 +36,7 @@ await waitFor('workshop profiles on every node', async () => {
 });
 
 t.test('deletion while a pod on node-2 uses the profile', async (t) => {
-  await cp.apply(pod('complainer', 'node-2', 'complainer'));
+  await cp.apply(podUsing('complainer', 'node-2', 'complainer'));
   const held = await waitFor(
     'the in-use finalizer and node-2 naming the pod',
     async () => {
@@ -107,7 +96,7 @@ t.test('deletion while a pod on node-2 uses the profile', async (t) => {
 });
 
 t.test('a vanished node does not block deletion', async (t) => {
-  await cp.apply(pod('block-all', 'node-3', 'profile-block-all'));
+  await cp.apply(podUsing('block-all', 'node-3', 'profile-block-all'));
   await waitFor(
     'node-3 reports the pod and holds the finalizer',
     async () => {
@@ -140,7 +129,7 @@ t.test('a vanished node does not block deletion', async (t) => {
 });
 
 t.test('a node whose lease expired does not block deletion either', async (t) => {
-  await cp.apply(pod('deny', 'node-1', 'confine-nginx-explicit-deny'));
+  await cp.apply(podUsing('deny', 'node-1', 'confine-nginx-explicit-deny'));
   await waitFor(
     'node-1 reports the pod',
     async () => {

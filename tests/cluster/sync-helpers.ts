@@ -4,6 +4,8 @@
  * kubelet root. Not a test file (tap runs *.test.ts only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { access, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -379,3 +381,151 @@ export async function startProxy(t: TestLike, cp: ControlPlane): Promise<Blackho
     close,
   };
 }
+
+/** A request that went through the delaying proxy, as the agent made it. */
+export interface ProxiedRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  /** The API server's status code, once its answer has begun. */
+  status?: number;
+  /** When the API server's answer (or, for a watch, its first byte) reached the proxy. */
+  answeredAt?: number;
+}
+
+/**
+ * Plain HTTP on loopback in front of the API server, so that a test can hold back what the agent
+ * receives: `delay(match, ms)` makes every matching answer (each chunk of a watch, in order) reach
+ * the agent `ms` later than the API server sent it. The order in which events reach one agent is
+ * what this changes: a pod's DELETED after its profile's, a write's answer after the watch's
+ * DELETED of the same object, as a loaded node or API server gives them.
+ */
+export interface DelayProxy {
+  kubeconfig: string;
+  /** Holds back answers to requests `match` accepts by `ms` (0 removes the rule); returns a remover. */
+  delay(match: (r: ProxiedRequest) => boolean, ms: number): () => void;
+  /** Every request so far, oldest first. */
+  requests: ProxiedRequest[];
+  /**
+   * Cuts the agent off: open requests and watches are dropped, new connections are closed at once
+   * (as when the node loses its network), until `up()`. The API server itself stays up.
+   */
+  down(): void;
+  up(): void;
+  close(): Promise<void>;
+}
+
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host']);
+const forwardHeaders = (h: IncomingHttpHeaders): Record<string, string | string[]> => {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_HEADERS.has(k)) out[k] = v;
+  return out;
+};
+
+export async function startDelayProxy(t: TestLike, cp: ControlPlane): Promise<DelayProxy> {
+  const target = new URL(cp.server);
+  const agent = new HttpsAgent({ keepAlive: true, ca: await readFile(cp.caFile) });
+  const rules = new Set<{ match: (r: ProxiedRequest) => boolean; ms: number }>();
+  const requests: ProxiedRequest[] = [];
+  const delayOf = (r: ProxiedRequest): number => {
+    let ms = 0;
+    for (const rule of rules) if (rule.match(r)) ms = Math.max(ms, rule.ms);
+    return ms;
+  };
+  let isDown = false;
+  const server = createHttpServer((req, res) => {
+    if (isDown) {
+      res.destroy();
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const seen: ProxiedRequest = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams };
+    requests.push(seen);
+    if (requests.length > 20_000) requests.splice(0, 10_000);
+    const up = httpsRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: forwardHeaders(req.headers),
+        agent,
+      },
+      (ans) => {
+        seen.status = ans.statusCode ?? 0;
+        seen.answeredAt = Date.now();
+        // Each piece keeps its place: it goes out at (when it came + the delay), never before the one
+        // before it.
+        let last = 0;
+        let chain = Promise.resolve();
+        const later = (fn: () => void): void => {
+          const due = Math.max(Date.now() + delayOf(seen), last);
+          last = due;
+          chain = chain.then(() => new Promise<void>((r) => setTimeout(r, Math.max(0, due - Date.now()))).then(fn));
+        };
+        later(() => res.writeHead(ans.statusCode ?? 502, forwardHeaders(ans.headers)));
+        ans.on('data', (c: Buffer) => later(() => res.write(c)));
+        ans.on('end', () => later(() => res.end()));
+        ans.on('error', () => later(() => res.destroy()));
+      },
+    );
+    up.on('error', () => res.destroy());
+    res.on('close', () => up.destroy());
+    req.pipe(up);
+  });
+  server.on('connection', (c: Socket) => {
+    if (isDown) c.destroy();
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+  const port = (server.address() as AddressInfo).port;
+  const dir = await mkdtemp(join(tmpdir(), 'seccomp-agent-delay-proxy-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  await writeFile(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'proxy', cluster: { server: `http://127.0.0.1:${port}` } }],
+      users: [{ name: 'u', user: { token: cp.token } }],
+      contexts: [{ name: 'proxy', context: { cluster: 'proxy', user: 'u' } }],
+      'current-context': 'proxy',
+    }),
+  );
+  const close = async (): Promise<void> => {
+    server.closeAllConnections();
+    await new Promise((res) => server.close(res));
+    agent.destroy();
+    await rm(dir, { recursive: true, force: true });
+  };
+  t.teardown(close);
+  return {
+    kubeconfig,
+    requests,
+    delay: (match, ms) => {
+      const rule = { match, ms };
+      rules.add(rule);
+      return () => rules.delete(rule);
+    },
+    down: () => {
+      isDown = true;
+      server.closeAllConnections();
+    },
+    up: () => {
+      isDown = false;
+    },
+    close,
+  };
+}
+
+/** A pod bound to `node` whose pod-level securityContext runs under `operator/<ns>/<profile>.json`. */
+export const podUsing = (name: string, node: string, profile: string, ns = NS): string =>
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns },
+    spec: {
+      nodeName: node,
+      securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: `operator/${ns}/${profile}.json` } },
+      containers: [{ name: 'c', image: 'nginx:1.27' }],
+    },
+  });

@@ -1,6 +1,10 @@
 // Issue 6 on the real kernel: the chart's privileges are enough, and the image's runtime tree runs.
 // The image tree is built as Dockerfile.agent builds it (package.json + production node_modules +
-// dist/agent + dist/shared, nothing else). The chart is rendered with helm; its init container's
+// dist/agent + dist/shared, nothing else), laid out as the image has it under a fresh root in the
+// temp directory: <root>/app and the Node 24 binary at <root>/usr/local/bin/node (the base image's
+// place), with the workshop profiles beside them. Nothing the agent's user runs or reads is under the
+// checkout, which may sit in a directory that user cannot enter (a clone in a 0700 `mktemp -d`
+// directory, or under /root): the image does not have the checkout either. The chart is rendered with helm; its init container's
 // script and the agent are run with exactly the user, groups and capabilities the rendered
 // securityContexts give them (setpriv: uid/gid, supplementalGroups, bounding set = capabilities.add,
 // no inheritable or ambient capabilities, no_new_privs). Then: the init step prepares the
@@ -10,7 +14,7 @@ import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import { chmod, cp as copy, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { randomBytes } from 'node:crypto';
@@ -67,8 +71,22 @@ function runAs(priv: readonly string[], cmd: readonly string[], env: NodeJS.Proc
   });
 }
 
+/**
+ * The temp directory, when every directory above it lets anyone pass (TMPDIR may point into the
+ * user's home); /tmp otherwise. The agent's user must reach the tree laid out below it.
+ */
+async function traversableTmp(): Promise<string> {
+  const passable = async (dir: string): Promise<boolean> => {
+    for (let d = resolve(dir); ; d = dirname(d)) {
+      if (((await stat(d)).mode & 0o001) === 0) return false;
+      if (dirname(d) === d) return true;
+    }
+  };
+  return (await passable(tmpdir())) ? tmpdir() : '/tmp';
+}
+
 // ---- the image tree ---------------------------------------------------------------------------
-const work = await mkdtemp(join(tmpdir(), 'seccomp-agent-priv-'));
+const work = await mkdtemp(join(await traversableTmp(), 'seccomp-agent-priv-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
 await chmod(work, 0o755);
 const app = join(work, 'app');
@@ -82,7 +100,16 @@ await execFileP('npm', ['prune', '--omit=dev', '--offline', '--ignore-scripts', 
 await rm(join(app, 'package-lock.json'));
 for (const d of ['agent', 'shared']) await copy(repoPath('dist', d), join(app, 'dist', d), { recursive: true });
 const MAIN = join(app, 'dist', 'agent', 'src', 'main.js');
-const NODE = process.execPath; // Node 24, as the image's base
+// Node 24, where the base image has it (the devDependency's binary, which runs this test).
+const NODE = join(work, 'usr', 'local', 'bin', 'node');
+await mkdir(join(work, 'usr', 'local', 'bin'), { recursive: true, mode: 0o755 });
+await copy(process.execPath, NODE);
+await chmod(NODE, 0o755);
+// The workshop profiles the agent installs (the chart mounts them from a ConfigMap; here a copy).
+const PROFILES = join(work, 'profiles');
+await copy(repoPath('profiles'), PROFILES, { recursive: true });
+// Readable by anyone, as the image's layers are, whatever umask the checkout was made with.
+await execFileP('chmod', ['-R', 'a+rX', app, PROFILES]);
 
 // ---- the chart, rendered -----------------------------------------------------------------------
 const kubeletRoot = join(work, 'kubelet');
@@ -157,7 +184,7 @@ t.test("the init container's script, with CHOWN only, prepares the operator dire
 });
 
 t.test('the agent, as 65535 with no capability, writes every workshop profile owned by 65535', async (t) => {
-  const r = await runAs(agentPriv, [NODE, MAIN, '--profiles-dir', repoPath('profiles'), '--once'], agentEnv, app);
+  const r = await runAs(agentPriv, [NODE, MAIN, '--profiles-dir', PROFILES, '--once'], agentEnv, app);
   t.equal(r.code, 0, '--once exits 0', { stderr: r.stderr });
   t.match(r.stdout, '7 profile(s) installed');
   t.notMatch(r.stderr, /EACCES|EPERM/, 'no permission error');
@@ -171,7 +198,7 @@ t.test('the agent, as 65535 with no capability, writes every workshop profile ow
     t.same([s.uid, s.gid, s.mode & 0o7777], [65535, 65535, 0o644], `${f} 65535:65535 0644`);
   }
   // A second run over existing files (restart): nothing to chown, nothing refused.
-  const again = await runAs(agentPriv, [NODE, MAIN, '--profiles-dir', repoPath('profiles'), '--once'], agentEnv, app);
+  const again = await runAs(agentPriv, [NODE, MAIN, '--profiles-dir', PROFILES, '--once'], agentEnv, app);
   t.equal(again.code, 0, 'a restart exits 0 too', { stderr: again.stderr });
 });
 

@@ -139,17 +139,21 @@ export class Reflector<T> {
   /**
    * Puts an object we just got back from a write into the store, if it is newer than what we hold
    * (resourceVersions are compared as numbers, as etcd issues them), so decisions made before the
-   * watch catches up see our own write.
+   * watch catches up see our own write. Only an object the store holds is replaced: the answer to a
+   * write can arrive after the watch's DELETED event for that object (a loaded node, or API server),
+   * and putting it back would keep a deleted object, and its file, for as long as the agent runs.
+   * Objects only enter the store from a list or a watch.
    */
   offer(raw: Record<string, unknown>): void {
     const obj = this.#o.transform(raw);
     if (obj === undefined) return;
     const key = this.#o.keyOf(obj);
     const old = this.#store.get(key);
+    if (old === undefined) return;
     const rv = versionOf(raw);
-    if (old !== undefined && !newer(rv, this.#versions.get(key))) return;
+    if (!newer(rv, this.#versions.get(key))) return;
     this.#put(key, obj, rv);
-    this.#o.onChange(old === undefined ? 'add' : 'update', key, obj, old);
+    this.#o.onChange('update', key, obj, old);
   }
 
   #put(key: string, obj: T, rv: number): void {

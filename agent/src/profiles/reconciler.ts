@@ -53,6 +53,12 @@ export class Reconciler {
    * hashing and joining paths for all of them again was a large part of a plan at hundreds.
    */
   readonly #installed = new Map<string, { path: string; content: string; sha256: string }>();
+  /**
+   * Every key a plan has named whose file may still be on disk: it leaves only when a remove
+   * succeeds. A removal that failed is tried again by every later apply, not only by the one whose
+   * previous plan still listed the key.
+   */
+  readonly #mayBeOnDisk = new Map<string, { namespace: string; name: string }>();
   #running: Promise<void> = Promise.resolve();
   readonly #observer: ReconcileObserver;
 
@@ -162,10 +168,10 @@ export class Reconciler {
   }
 
   async #applyNow(plan: Map<string, Desired>): Promise<ApplyResult> {
-    const previous = this.#plan;
     this.#plan = plan;
     const result: ApplyResult = { written: [], removed: [], failed: [] };
     for (const [key, d] of plan) {
+      this.#mayBeOnDisk.set(key, { namespace: d.namespace, name: d.name });
       const base = {
         namespace: d.namespace,
         name: d.name,
@@ -191,6 +197,7 @@ export class Reconciler {
             result.removed.push(key);
             this.#observer.operation('delete');
           }
+          this.#mayBeOnDisk.delete(key);
           this.#reports.set(key, { ...base, state: 'Disabled', message: 'spec.disabled is true: not installed' });
         } else {
           result.failed.push(key);
@@ -218,7 +225,7 @@ export class Reconciler {
         });
       }
     }
-    for (const [key, d] of previous) {
+    for (const [key, d] of [...this.#mayBeOnDisk]) {
       if (plan.has(key)) continue;
       this.#reports.delete(key);
       this.#installed.delete(key);
@@ -228,6 +235,7 @@ export class Reconciler {
           this.#observer.operation('delete');
           this.#log.info({ profile: key }, 'profile removed');
         }
+        this.#mayBeOnDisk.delete(key);
       } catch (e: unknown) {
         result.failed.push(key);
         this.#observer.error('RemoveFailed');
