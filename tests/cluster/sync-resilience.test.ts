@@ -30,7 +30,11 @@ const cp = await startBed(t);
 await createNodes(cp, ['node-1', 'node-2', 'node-3']);
 const proxy = await startProxy(t, cp);
 const link = await startDelayProxy(t, cp);
-const backoff = { backoffInitialMs: DEFAULT_TIMING.backoffInitialMs, backoffMaxMs: DEFAULT_TIMING.backoffMaxMs };
+const backoff = {
+  backoffInitialMs: DEFAULT_TIMING.backoffInitialMs,
+  backoffMaxMs: DEFAULT_TIMING.backoffMaxMs,
+  unreachableBackoffMaxMs: DEFAULT_TIMING.unreachableBackoffMaxMs,
+};
 const agents: AgentProc[] = await Promise.all([
   startAgent(t, { node: 'node-1', kubeconfig: cp.kubeconfig, timing: backoff }),
   // node-2 talks through a proxy that can cut it off from the API server (its network gone).

@@ -25,6 +25,13 @@ export interface ReflectorTiming {
   /** First retry delay after a failure; doubles up to `backoffMaxMs`. */
   backoffInitialMs: number;
   backoffMaxMs: number;
+  /**
+   * The cap instead of `backoffMaxMs` while the API server cannot be reached at all (connection
+   * refused, reset, timed out: no HTTP answer). Such a retry costs a server that is down nothing,
+   * and the first one after it is back is what decides how soon the node converges; an API server
+   * that answers with an error (429, 5xx) is busy, and gets the long cap.
+   */
+  unreachableBackoffMaxMs: number;
   /** Page size of the list. */
   pageSize: number;
 }
@@ -34,8 +41,12 @@ export const DEFAULT_TIMING: ReflectorTiming = {
   watchdogMs: 660_000,
   backoffInitialMs: 500,
   backoffMaxMs: 15_000,
+  unreachableBackoffMaxMs: 4_000,
   pageSize: 500,
 };
+
+/** Whether a failure came with an HTTP answer (status 0 is a transport failure: no answer at all). */
+const answered = (e: unknown): boolean => isKubeApiError(e) && e.status !== 0;
 
 export type ChangeType = 'add' | 'update' | 'delete';
 
@@ -182,8 +193,8 @@ export class Reflector<T> {
     this.#abortWatch?.();
   }
 
-  #backoff(attempt: number): number {
-    const cap = Math.min(this.#t.backoffMaxMs, this.#t.backoffInitialMs * 2 ** Math.min(attempt, 20));
+  #backoff(attempt: number, maxMs = this.#t.backoffMaxMs): number {
+    const cap = Math.min(maxMs, this.#t.backoffInitialMs * 2 ** Math.min(attempt, 20));
     return Math.round(cap / 2 + (cap / 2) * this.#random());
   }
 
@@ -221,7 +232,11 @@ export class Reflector<T> {
           this.#rv = '';
           continue;
         }
-        const delay = this.#backoff(failures++);
+        // No HTTP answer at all: the server is down or out of reach, not busy.
+        const delay = this.#backoff(
+          failures++,
+          answered(e) ? this.#t.backoffMaxMs : Math.min(this.#t.backoffMaxMs, this.#t.unreachableBackoffMaxMs),
+        );
         this.#o.log.warn(
           { informer: this.#o.name, err: messageOf(e), retryInMs: delay },
           'list/watch failed; the cache is kept, retrying',
