@@ -78,6 +78,14 @@ export const PLURAL = 'seccompprofiles';
 export const SINGULAR = 'seccompprofile';
 export const SHORT_NAMES = ['sp'] as const;
 
+/** API identity of the per-node reports (ours, not the reference operator's: cluster-scoped, one per node). */
+export const REPORT_GROUP = 'seccomp-agent.security-profiles-operator.x-k8s.io';
+export const REPORT_VERSION = 'v1alpha1';
+export const REPORT_KIND = 'SeccompNodeReport';
+export const REPORT_PLURAL = 'seccompnodereports';
+export const REPORT_SINGULAR = 'seccompnodereport';
+export const REPORT_SHORT_NAMES = ['snr'] as const;
+
 /** Highest argument index a seccomp rule can test (syscalls take at most six arguments). */
 export const MAX_ARG_INDEX = 5;
 export const MAX_ARGS = 6;

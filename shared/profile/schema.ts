@@ -130,23 +130,6 @@ const ConditionSchema = Type.Object(
   { description: 'A condition of the profile, in the Kubernetes style.' },
 );
 
-const NodeStatusSchema = Type.Object(
-  {
-    nodeName: Type.String({ description: 'The node this entry is about.' }),
-    status: stringEnum<ProfileState>(PROFILE_STATES, `The profile's state on this node: ${PROFILE_STATES.join(', ')}.`),
-    message: Type.Optional(Type.String({ description: 'Why the profile is in this state on this node.' })),
-    sha256: Type.Optional(Type.String({ description: 'SHA-256 of the file on this node.' })),
-    observedGeneration: Type.Optional(
-      Type.Integer({ minimum: 0, description: 'The generation of the spec installed on this node.' }),
-    ),
-    activeWorkloads: Type.Optional(
-      Type.Array(Type.String(), { description: 'namespace/pod of the pods on this node that use the profile.' }),
-    ),
-    lastUpdateTime: Type.Optional(Type.String({ format: 'date-time', description: 'When this entry was written.' })),
-  },
-  { description: "The state of the profile on one node, written by that node's agent." },
-);
-
 export const StatusSchema = Type.Object(
   {
     status: Type.Optional(stringEnum<ProfileState>(PROFILE_STATES, `The overall state: ${PROFILE_STATES.join(', ')}.`)),
@@ -170,15 +153,20 @@ export const StatusSchema = Type.Object(
     activeWorkloads: Type.Optional(
       Type.Array(Type.String(), { description: 'namespace/pod of the pods that use the profile, on any node.' }),
     ),
-    nodes: Type.Optional(
-      Type.Array(NodeStatusSchema, {
-        description: 'Per-node detail: one entry per node that runs an agent, written by that agent.',
-        'x-kubernetes-list-type': 'map',
-        'x-kubernetes-list-map-keys': ['nodeName'],
+    installedNodes: Type.Optional(
+      Type.String({
+        description:
+          'How many of the live nodes that run the agent have the current generation installed, as installed/live (for example 20/20); kubectl prints it as NODES. Per-node detail: kubectl get seccompnodereports.',
+      }),
+    ),
+    specRevision: Type.Optional(
+      Type.String({
+        description:
+          "The resourceVersion at which the aggregator first saw this generation of the spec. A node counts as having installed it once its SeccompNodeReport's appliedRevision reaches this value.",
       }),
     ),
   },
-  { description: 'What the agents report about the profile.' },
+  { description: 'What the elected aggregator reports about the profile, from the nodes\' reports.' },
 );
 
 export type Arg = Static<typeof ArgSchema>;
@@ -186,7 +174,6 @@ export type SyscallRule = Static<typeof SyscallSchema>;
 export type SeccompProfileSpec = Static<typeof SpecSchema>;
 export type SeccompProfileStatus = Static<typeof StatusSchema>;
 export type ProfileCondition = Static<typeof ConditionSchema>;
-export type NodeStatus = Static<typeof NodeStatusSchema>;
 
 /** The parts of object metadata the agent uses. */
 export interface ProfileMeta {
@@ -207,3 +194,60 @@ export interface SeccompProfile {
   spec: SeccompProfileSpec;
   status?: SeccompProfileStatus;
 }
+
+/** One profile that failed on a node: what the node's plan or its write of the file said. */
+const ReportFailureSchema = Type.Object(
+  {
+    profile: Type.String({ description: 'namespace/name of the profile.' }),
+    generation: Type.Integer({ minimum: 0, description: 'The generation of the spec that failed.' }),
+    reason: stringEnum<'ProfileInvalid' | 'InstallFailed'>(
+      ['ProfileInvalid', 'InstallFailed'],
+      'ProfileInvalid (validation refused it) or InstallFailed (the file could not be written).',
+    ),
+    message: Type.String({ description: 'What went wrong, as the node saw it.' }),
+  },
+  { description: 'A profile this node could not install.' },
+);
+
+/** One profile that pods on the node use. */
+const ReportUseSchema = Type.Object(
+  {
+    profile: Type.String({ description: 'namespace/name of the profile.' }),
+    pods: Type.Array(Type.String(), {
+      description: 'namespace/pod of the pods on this node that use it.',
+      'x-kubernetes-list-type': 'atomic',
+    }),
+  },
+  { description: 'A profile in use on this node.' },
+);
+
+/**
+ * A node's report (kind SeccompNodeReport, cluster-scoped, named after the node): a watermark of
+ * the profiles it has processed plus only its exceptions, so it does not grow with the profiles
+ * installed cleanly. Written by that node's agent, read by the elected aggregator only.
+ */
+export const NodeReportSchema = Type.Object(
+  {
+    nodeName: Type.String({ description: 'The node this report is about (also the object name).' }),
+    appliedRevision: Type.String({
+      description:
+        "The SeccompProfile resourceVersion this node's files reflect: every profile change up to it is installed, except the failures listed.",
+    }),
+    installed: Type.Integer({ minimum: 0, description: 'How many profile files this node has installed.' }),
+    failedCount: Type.Integer({ minimum: 0, description: 'How many profiles failed on this node.' }),
+    inUseCount: Type.Integer({ minimum: 0, description: 'How many profiles pods on this node use.' }),
+    failed: Type.Array(ReportFailureSchema, {
+      description: 'The profiles this node could not install.',
+      'x-kubernetes-list-type': 'atomic',
+    }),
+    inUse: Type.Array(ReportUseSchema, {
+      description: 'The profiles pods on this node use, with the pods.',
+      'x-kubernetes-list-type': 'atomic',
+    }),
+  },
+  { description: "What one node's agent has installed: a watermark and its exceptions." },
+);
+
+export type NodeReportBody = Static<typeof NodeReportSchema>;
+export type ReportFailure = Static<typeof ReportFailureSchema>;
+export type ReportUse = Static<typeof ReportUseSchema>;
