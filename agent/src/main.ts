@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { destination, type Logger } from 'pino';
 import { agentError, messageOf } from '../../shared/errors.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
-import { startCluster } from './cluster.js';
+import { startCluster } from './cluster/index.js';
 import { parseConfig, usage, type Config } from './config.js';
 import { startEventPipeline, type EventPipeline } from './events/pipeline.js';
 import type { PodIndex } from './events/pod-index.js';

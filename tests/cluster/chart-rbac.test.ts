@@ -7,7 +7,7 @@
 import t from 'tap';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IN_USE_FINALIZER } from '../../agent/src/cluster.js';
+import { IN_USE_FINALIZER } from '../../agent/src/cluster/index.js';
 import { startControlPlane, type ControlPlane } from '../testbed/cluster.js';
 import {
   AGENT_NS,

@@ -13,7 +13,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { IN_USE_FINALIZER } from '../../agent/src/cluster.js';
+import { IN_USE_FINALIZER } from '../../agent/src/cluster/index.js';
 import {
   createNodes,
   describeProfiles,

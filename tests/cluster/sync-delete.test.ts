@@ -17,7 +17,7 @@ import {
   type AgentProc,
 } from './sync-helpers.js';
 import { repoPath } from '../testbed/cluster.js';
-import { IN_USE_FINALIZER } from '../../agent/src/cluster.js';
+import { IN_USE_FINALIZER } from '../../agent/src/cluster/index.js';
 
 const NODES = ['node-1', 'node-2', 'node-3'];
 const cp = await startBed(t);

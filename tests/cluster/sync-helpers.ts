@@ -14,7 +14,7 @@ import { parseAllDocuments } from 'yaml';
 import { computeDesired, type KnownProfile } from '../../shared/profile/desired.js';
 import { validateProfile } from '../../shared/profile/validate.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
-import type { ClusterStats, ClusterTiming } from '../../agent/src/cluster.js';
+import type { ClusterStats, ClusterTiming } from '../../agent/src/cluster/index.js';
 import { repoPath, startControlPlane, type ControlPlane, type TestLike } from '../testbed/cluster.js';
 
 export const NS = 'seccomp-test';

@@ -51,6 +51,8 @@ export class LeaseKeeper {
   #renewing: Promise<void> = Promise.resolve();
   renewals = 0;
   failures = 0;
+  /** Why the last renewal failed; undefined once one succeeded. */
+  problem: string | undefined = 'the node Lease has not been written yet';
 
   constructor(client: KubeClient, namespace: string, node: string, durationSeconds: number, log: Logger) {
     this.#client = client;
@@ -74,9 +76,13 @@ export class LeaseKeeper {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
       this.#renewing = this.#renew().then(
-        () => this.#schedule((this.#durationSeconds * 1000) / 3),
+        () => {
+          this.problem = undefined;
+          this.#schedule((this.#durationSeconds * 1000) / 3);
+        },
         (e: unknown) => {
           this.failures++;
+          this.problem = `cannot renew its Lease ${this.#namespace}/${leaseName(this.#node)}: ${messageOf(e)}`;
           this.#log.warn({ err: messageOf(e) }, 'could not renew the agent lease; retrying');
           this.#schedule(Math.min(2000, (this.#durationSeconds * 1000) / 6));
         },

@@ -147,6 +147,16 @@ export class Reflector<T> {
     return this.#store.size;
   }
 
+  /** The resourceVersion the cache is at: every event up to it has been applied. */
+  get resourceVersion(): string {
+    return this.#rv;
+  }
+
+  /** The resourceVersion (a number) of a stored object; NaN when unknown. */
+  versionOf(key: string): number {
+    return this.#versions.get(key) ?? NaN;
+  }
+
   /**
    * Puts an object we just got back from a write into the store, if it is newer than what we hold
    * (resourceVersions are compared as numbers, as etcd issues them), so decisions made before the

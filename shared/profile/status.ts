@@ -1,0 +1,185 @@
+/**
+ * A SeccompProfile's status, computed without any I/O from what the nodes report.
+ *
+ * Each node's agent writes one small SeccompNodeReport: a watermark (`appliedRevision`, the
+ * profile resourceVersion its files reflect) plus only its exceptions (failures, profiles in use).
+ * The elected aggregator turns the reports of the live nodes into each profile's top-level status.
+ * A node counts as having installed a profile's current spec once its watermark reaches the
+ * revision at which that spec was first seen (`specRevision`), unless it lists the profile as
+ * failed for that generation.
+ */
+import type { ProfileState } from './enums.js';
+import type { NodeReportBody, ProfileCondition, SeccompProfileStatus } from './schema.js';
+
+/** Condition and event reasons (CamelCase, as Kubernetes writes them). */
+export const Reasons = {
+  Installed: 'Installed',
+  Pending: 'Pending',
+  Terminating: 'Terminating',
+  Disabled: 'Disabled',
+  ProfileInvalid: 'ProfileInvalid',
+  InstallFailed: 'InstallFailed',
+  ProfileRemoved: 'ProfileRemoved',
+  ProfileInUse: 'ProfileInUse',
+} as const;
+
+/** How many names a message lists before "and N more". */
+export const MAX_NAMED = 10;
+/** activeWorkloads lists at most this many pods, so a widely used profile does not grow with the nodes. */
+export const MAX_ACTIVE_WORKLOADS = 100;
+
+export const nameList = (xs: readonly string[]): string =>
+  xs.length <= MAX_NAMED ? xs.join(', ') : `${xs.slice(0, MAX_NAMED).join(', ')} and ${xs.length - MAX_NAMED} more`;
+
+/** resourceVersions are etcd revisions: compared as numbers (NaN when unknown never reaches). */
+export const revision = (rv: string | undefined): number => {
+  const n = rv === undefined || rv === '' ? NaN : Number(rv);
+  return Number.isFinite(n) ? n : NaN;
+};
+
+/** What the aggregator needs of one node's report, indexed for lookups by profile key. */
+export interface NodeView {
+  node: string;
+  appliedRevision: number;
+  failed: ReadonlyMap<string, { generation: number; reason: string; message: string }>;
+  inUse: ReadonlyMap<string, readonly string[]>;
+}
+
+export function nodeView(r: NodeReportBody): NodeView {
+  return {
+    node: r.nodeName,
+    appliedRevision: revision(r.appliedRevision),
+    failed: new Map(r.failed.map((f) => [f.profile, f])),
+    inUse: new Map(r.inUse.map((u) => [u.profile, u.pods])),
+  };
+}
+
+export interface ProfileStatusInput {
+  namespace: string;
+  name: string;
+  generation: number;
+  /** The revision at which the current spec (and deletion state) was first seen. */
+  specRevision: number;
+  deleting: boolean;
+  disabled: boolean;
+  /** The aggregator's own validation refused it (validation is the same on every node). */
+  invalid: { message: string } | undefined;
+  /** Names of the live nodes, sorted. */
+  liveNodes: readonly string[];
+  /** Reports by node name (only those of live nodes are read). */
+  reports: ReadonlyMap<string, NodeView>;
+  /** The status on the object, for lastTransitionTime. */
+  previous: SeccompProfileStatus | undefined;
+  now: string;
+}
+
+/** Where each live node stands with one profile. */
+export interface NodeTally {
+  installed: string[];
+  pending: string[];
+  failed: { node: string; reason: string; message: string }[];
+  users: string[];
+}
+
+export function tally(i: ProfileStatusInput): NodeTally {
+  const key = `${i.namespace}/${i.name}`;
+  const out: NodeTally = { installed: [], pending: [], failed: [], users: [] };
+  const users = new Set<string>();
+  for (const node of i.liveNodes) {
+    const r = i.reports.get(node);
+    for (const pod of r?.inUse.get(key) ?? []) users.add(pod);
+    const f = r?.failed.get(key);
+    if (r !== undefined && f !== undefined && f.generation === i.generation) {
+      out.failed.push({ node, reason: f.reason, message: f.message });
+    } else if (r !== undefined && Number.isFinite(i.specRevision) && r.appliedRevision >= i.specRevision) {
+      out.installed.push(node);
+    } else {
+      out.pending.push(node);
+    }
+  }
+  out.users = [...users].sort();
+  return out;
+}
+
+/** The profile's status, as the aggregator writes it (every field, always: see docs/cluster.md). */
+export function profileStatus(i: ProfileStatusInput): Required<
+  Pick<
+    SeccompProfileStatus,
+    | 'status'
+    | 'localhostProfile'
+    | 'conditions'
+    | 'observedGeneration'
+    | 'activeWorkloads'
+    | 'installedNodes'
+    | 'specRevision'
+  >
+> {
+  const t = tally(i);
+  const live = i.liveNodes.length;
+  let status: ProfileState;
+  let ready: 'True' | 'False';
+  let reason: string;
+  let message: string;
+  if (i.deleting) {
+    status = 'Terminating';
+    ready = 'False';
+    reason = Reasons.Terminating;
+    message =
+      t.users.length > 0 ? `deletion waits for the pods that use it: ${nameList(t.users)}` : 'being removed from every node';
+  } else if (i.invalid !== undefined) {
+    status = 'Error';
+    ready = 'False';
+    reason = Reasons.ProfileInvalid;
+    message = i.invalid.message;
+  } else if (t.failed.length > 0) {
+    status = 'Error';
+    ready = 'False';
+    const first = t.failed[0];
+    reason = t.failed.every((f) => f.reason === Reasons.ProfileInvalid) ? Reasons.ProfileInvalid : Reasons.InstallFailed;
+    message =
+      `failed on ${t.failed.length} of ${live} nodes: ${nameList(t.failed.map((f) => f.node))}` +
+      (first === undefined ? '' : `; ${first.node}: ${first.message}`);
+  } else if (i.disabled) {
+    status = 'Disabled';
+    ready = 'False';
+    reason = Reasons.Disabled;
+    message = 'spec.disabled is true: not installed on any node';
+  } else if (live > 0 && t.pending.length === 0) {
+    status = 'Installed';
+    ready = 'True';
+    reason = Reasons.Installed;
+    message = `installed on every node running the agent (${live})`;
+  } else {
+    status = 'Pending';
+    ready = 'False';
+    reason = Reasons.Pending;
+    message = `waiting for ${t.pending.length} of ${live} nodes: ${nameList(t.pending)}`;
+  }
+  const prev = i.previous?.conditions?.find((c) => c.type === 'Ready');
+  const lastTransitionTime =
+    prev !== undefined && prev.status === ready && prev.lastTransitionTime !== undefined
+      ? prev.lastTransitionTime
+      : i.now;
+  const condition: ProfileCondition = {
+    type: 'Ready',
+    status: ready,
+    reason,
+    message,
+    lastTransitionTime,
+    observedGeneration: i.generation,
+  };
+  return {
+    status,
+    localhostProfile: `operator/${i.namespace}/${i.name}.json`,
+    conditions: [condition],
+    observedGeneration: i.generation,
+    activeWorkloads: t.users.slice(0, MAX_ACTIVE_WORKLOADS),
+    installedNodes: `${t.installed.length}/${live}`,
+    specRevision: Number.isFinite(i.specRevision) ? String(i.specRevision) : '',
+  };
+}
+
+/** Whether some live node's report says pods there use the profile (the in-use finalizer's rule). */
+export function inUseOnLiveNodes(key: string, liveNodes: readonly string[], reports: ReadonlyMap<string, NodeView>): boolean {
+  return liveNodes.some((n) => (reports.get(n)?.inUse.get(key)?.length ?? 0) > 0);
+}
