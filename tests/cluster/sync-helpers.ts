@@ -33,6 +33,9 @@ export const TEST_TIMING: Partial<ClusterTiming> = {
   watchdogMs: 45_000,
   backoffInitialMs: 200,
   backoffMaxMs: 3000,
+  electionLeaseSeconds: 6,
+  electionRenewMs: 2000,
+  electionJitterMs: 500,
 };
 
 /** A control plane with the SeccompProfile CRD established and the agent and workshop namespaces. */
@@ -237,14 +240,8 @@ export interface SpObject {
     observedGeneration?: number;
     activeWorkloads?: string[];
     conditions?: { type: string; status: string; reason?: string; message?: string; observedGeneration?: number }[];
-    nodes?: {
-      nodeName: string;
-      status: string;
-      message?: string;
-      sha256?: string;
-      observedGeneration?: number;
-      activeWorkloads?: string[];
-    }[];
+    installedNodes?: string;
+    specRevision?: string;
   };
 }
 
@@ -262,6 +259,39 @@ export async function getProfile(cp: ControlPlane, ns: string, name: string): Pr
     throw new Error(`kubectl get seccompprofile ${ns}/${name}: ${r.stderr}`);
   }
   return JSON.parse(r.stdout) as SpObject;
+}
+
+/** A SeccompNodeReport as kubectl returns it. */
+export interface ReportObject {
+  metadata: { name: string; ownerReferences?: { kind: string; name: string; uid: string }[] };
+  nodeName: string;
+  appliedRevision: string;
+  installed: number;
+  failedCount: number;
+  inUseCount: number;
+  failed: { profile: string; generation: number; reason: string; message: string }[];
+  inUse: { profile: string; pods: string[] }[];
+}
+
+export async function getReports(cp: ControlPlane): Promise<ReportObject[]> {
+  const r = await cp.kubectl(['get', 'seccompnodereports', '-o', 'json'], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`kubectl get seccompnodereports: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { items: ReportObject[] }).items;
+}
+
+/** Status writes by the agents, in all (only the aggregator writes any). */
+export async function statusWrites(agents: readonly AgentProc[]): Promise<number> {
+  const all = await Promise.all(agents.map((a) => a.stats().catch(() => undefined)));
+  return all.reduce((s, x) => s + (x?.aggregator.statusWrites ?? 0), 0);
+}
+
+/** The agent that is the aggregator now, if any. */
+export async function aggregatorOf(agents: readonly AgentProc[]): Promise<AgentProc | undefined> {
+  for (const a of agents) {
+    const s = await a.stats().catch(() => undefined);
+    if (s?.aggregator.leading === true) return a;
+  }
+  return undefined;
 }
 
 /** The bytes the engine renders for the SeccompProfiles in YAML text (the standalone path). */
@@ -302,7 +332,7 @@ export async function describeProfiles(cp: ControlPlane, ns?: string): Promise<s
     .slice(0, 30)
     .map(
       (p) =>
-        `${p.metadata.namespace}/${p.metadata.name} gen=${p.metadata.generation} ${p.status?.status ?? '-'} ${p.status?.conditions?.[0]?.message ?? ''} nodes=${JSON.stringify((p.status?.nodes ?? []).map((n) => [n.nodeName, n.status, n.observedGeneration]))}`,
+        `${p.metadata.namespace}/${p.metadata.name} gen=${p.metadata.generation} ${p.status?.status ?? '-'} ${p.status?.conditions?.[0]?.message ?? ''} nodes=${p.status?.installedNodes ?? '-'} specRevision=${p.status?.specRevision ?? '-'}`,
     )
     .join('\n');
 }

@@ -10,6 +10,8 @@ import {
   fileOf,
   getProfile,
   getProfiles,
+  getReports,
+  statusWrites,
   NS,
   readMaybe,
   renderYaml,
@@ -87,11 +89,11 @@ t.test('three agents install the workshop profiles byte for byte and report Inst
   const table = await cp.kubectl(['get', 'sp', '-n', NS]);
   t.equal(table.code, 0, table.stderr);
   const rows = table.stdout.trim().split('\n');
-  t.match(rows[0] ?? '', /NAME\s+STATUS\s+AGE\s+LOCALHOSTPROFILE/, 'printer columns');
+  t.match(rows[0] ?? '', /NAME\s+STATUS\s+NODES\s+AGE\s+LOCALHOSTPROFILE/, 'printer columns');
   for (const n of names) {
     t.match(
       table.stdout,
-      new RegExp(`${n}\\s+Installed\\s+\\S+\\s+operator/${NS}/${n}\\.json`),
+      new RegExp(`${n}\\s+Installed\\s+3/3\\s+\\S+\\s+operator/${NS}/${n}\\.json`),
       `${n} Installed in kubectl get sp`,
     );
   }
@@ -100,12 +102,17 @@ t.test('three agents install the workshop profiles byte for byte and report Inst
   const ready = p?.status?.conditions?.find((c) => c.type === 'Ready');
   t.match(ready, { status: 'True', reason: 'Installed', observedGeneration: 1 }, 'Ready condition');
   t.equal(p?.status?.localhostProfile, `operator/${NS}/profile-complain-block-high-risk.json`);
-  t.same(
-    (p?.status?.nodes ?? []).map((n) => [n.nodeName, n.status, n.observedGeneration]).sort(),
-    NODES.map((n) => [n, 'Installed', 1]),
-    'one entry per node',
-  );
-  t.equal(new Set((p?.status?.nodes ?? []).map((n) => n.sha256)).size, 1, 'every node reports the same sha256');
+  t.equal(p?.status?.installedNodes, '3/3', 'installed on 3 of 3 nodes');
+  t.match(ready?.message, /every node running the agent \(3\)/, 'the Ready message counts the nodes');
+  const reports = await getReports(cp);
+  t.same(reports.map((r) => r.nodeName).sort(), NODES, 'one SeccompNodeReport per node');
+  for (const r of reports) {
+    t.match(r, { installed: 7, failedCount: 0, inUseCount: 0, failed: [], inUse: [] }, `${r.nodeName}'s report`);
+    t.ok(Number(r.appliedRevision) >= Number(p?.status?.specRevision), `${r.nodeName} has reached the spec revision`);
+    t.match(r.metadata.ownerReferences, [{ kind: 'Node', name: r.nodeName }], `${r.nodeName}'s report is owned by its Node`);
+  }
+  const reportTable = await cp.kubectl(['get', 'seccompnodereports']);
+  t.match(reportTable.stdout, /NAME\s+APPLIED\s+INSTALLED\s+FAILED\s+INUSE\s+AGE/, 'kubectl get seccompnodereports columns');
 
   const ev = await cp.kubectl(['get', 'events.events.k8s.io', '-n', NS, '-o', 'json']);
   const items = (
@@ -126,8 +133,7 @@ t.test('three agents install the workshop profiles byte for byte and report Inst
 
 t.test('nothing changed: no status writes', async (t) => {
   // settle: wait until the counters stop moving, then watch a quiet period
-  const total = async (): Promise<number> =>
-    (await Promise.all(agents.map((a) => a.stats()))).reduce((s, x) => s + x.statusWrites, 0);
+  const total = (): Promise<number> => statusWrites(agents);
   let last = -1;
   await waitFor(
     'status writes to settle',
@@ -142,12 +148,14 @@ t.test('nothing changed: no status writes', async (t) => {
   await new Promise((r) => setTimeout(r, 5000));
   t.equal(await total(), last, `no status write in a quiet period (${last} writes in all so far)`);
   const stats = await Promise.all(agents.map((a) => a.stats()));
+  const leaders = stats.filter((s) => s.aggregator.leading);
+  t.equal(leaders.length, 1, 'exactly one agent is the aggregator');
   for (const s of stats) {
-    const perProfile = Object.values(s.statusWritesByProfile);
+    const perProfile = Object.values(s.aggregator.statusWritesByProfile);
     t.comment(
-      `${s.node}: ${s.statusWrites} status writes for ${perProfile.length} profiles (max ${Math.max(...perProfile)} per profile), ${s.statusCorrections} corrections`,
+      `${s.node}: aggregator=${s.aggregator.leading} ${s.aggregator.statusWrites} status writes for ${perProfile.length} profiles (max ${perProfile.length === 0 ? 0 : Math.max(...perProfile)} per profile), ${s.reportWrites} report writes`,
     );
-    t.same(s.liveNodes, NODES, `${s.node} sees the three agents alive`);
+    if (s.aggregator.leading) t.same(s.aggregator.liveNodes, NODES, `the aggregator ${s.node} sees the three agents alive`);
   }
 });
 
@@ -217,6 +225,7 @@ t.test('the agents hold a lease each', async (t) => {
   const r = await cp.kubectl(['get', 'leases', '-n', AGENT_NS, '-o', 'name']);
   t.same(
     r.stdout.trim().split('\n').sort(),
-    NODES.map((n) => `lease.coordination.k8s.io/seccomp-agent-${n}`),
+    ['aggregator', ...NODES].map((n) => `lease.coordination.k8s.io/seccomp-agent-${n}`).sort(),
+    'one lease per node, and the aggregator election lease',
   );
 });
