@@ -132,12 +132,11 @@ try {
   say(
     `apply-to-file latency, ${N_AGENTS} agents × ${N_EDITS} edits: p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms (file polled every 5 ms, ${GAP_MS} ms between edits)`,
   );
-  const writes = (await Promise.all(agents.map((a) => a.stats()))).reduce(
-    (s, x) => s + (x.statusWritesByProfile['lat/target'] ?? 0),
-    0,
-  );
+  const all = await Promise.all(agents.map((a) => a.stats()));
+  const writes = all.reduce((s, x) => s + (x.aggregator.statusWritesByProfile['lat/target'] ?? 0), 0);
+  const reports = all.reduce((s, x) => s + x.reportWrites, 0);
   say(
-    `status writes for the edited profile: ${writes} for ${N_EDITS + 1} generations × ${N_AGENTS} nodes = ${(writes / ((N_EDITS + 1) * N_AGENTS)).toFixed(2)} per node per change`,
+    `status writes for the edited profile: ${writes} for ${N_EDITS + 1} generations = ${(writes / (N_EDITS + 1)).toFixed(2)} per change (independent of the ${N_AGENTS} nodes); node report writes ${reports} = ${(reports / ((N_EDITS + 1) * N_AGENTS)).toFixed(2)} per node per change`,
   );
   for (const a of agents) await a.stop();
 
@@ -163,7 +162,7 @@ try {
   );
   const st = await fresh.stats();
   say(
-    `  status writes ${st.statusWrites} so far; RSS ${(await rssMiB(fresh.proc.pid ?? 0)).toFixed(0)} MiB with ${st.profiles} profiles cached`,
+    `  status writes ${st.aggregator.statusWrites}, report writes ${st.reportWrites} so far; RSS ${(await rssMiB(fresh.proc.pid ?? 0)).toFixed(0)} MiB with ${st.profiles} profiles cached`,
   );
   await fresh.stop();
 

@@ -21,6 +21,7 @@ import {
   getProfile,
   NS,
   podUsing,
+  podsInReport,
   readMaybe,
   startAgent,
   startBed,
@@ -77,10 +78,10 @@ async function inUse(ns: string, name: string): Promise<void> {
     `${ns}/${name} on the node, held for its pod`,
     async () => {
       const sp = await getProfile(cp, ns, name);
-      const mine = sp?.status?.nodes?.find((n) => n.nodeName === NODE);
+      const pods = await podsInReport(cp, NODE, `${ns}/${name}`);
       return (await onNode(ns, name)) &&
         sp?.metadata.finalizers?.includes(IN_USE_FINALIZER) === true &&
-        mine?.activeWorkloads?.includes(`${ns}/${name}`) === true
+        pods?.includes(`${ns}/${name}`) === true
         ? true
         : undefined;
     },

@@ -279,6 +279,12 @@ export async function getReports(cp: ControlPlane): Promise<ReportObject[]> {
   return (JSON.parse(r.stdout) as { items: ReportObject[] }).items;
 }
 
+/** The pods a node's report names for a profile (undefined: no report, or not in use there). */
+export async function podsInReport(cp: ControlPlane, node: string, key: string): Promise<string[] | undefined> {
+  const r = (await getReports(cp)).find((x) => x.nodeName === node);
+  return r?.inUse.find((u) => u.profile === key)?.pods;
+}
+
 /** Status writes by the agents, in all (only the aggregator writes any). */
 export async function statusWrites(agents: readonly AgentProc[]): Promise<number> {
   const all = await Promise.all(agents.map((a) => a.stats().catch(() => undefined)));

@@ -13,12 +13,15 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubeClient } from '../../agent/src/kube/client.js';
 import {
+  aggregatorOf,
   createNodes,
   fileOf,
+  getReports,
   readMaybe,
   renderYaml,
   startAgent,
   startBed,
+  statusWrites,
   waitFor,
   type AgentProc,
   type SpObject,
@@ -155,8 +158,14 @@ async function listProfiles(): Promise<SpObject[]> {
 
 const objects = Array.from({ length: PROFILES }, (_v, i) => profile(i));
 const expected = renderYaml(objects.map((o) => JSON.stringify(o)));
+/** Status writes (the aggregator's) plus node report writes, by all agents. */
 const totalWrites = async (): Promise<number> =>
-  (await Promise.all(agents.map((a) => a.stats()))).reduce((s, x) => s + x.statusWrites, 0);
+  (await Promise.all(agents.map((a) => a.stats()))).reduce(
+    (s, x) => s + x.aggregator.statusWrites + x.reportWrites,
+    0,
+  );
+const reportWrites = async (): Promise<number> =>
+  (await Promise.all(agents.map((a) => a.stats()))).reduce((s, x) => s + x.reportWrites, 0);
 /** Waits until the agents' status write counters stop moving for `quietMs`; returns the total. */
 async function writesSettled(what: string, quietMs: number, timeoutMs: number): Promise<number> {
   let last = -1;
@@ -238,13 +247,15 @@ t.test(`${AGENTS} agents × ${PROFILES} profiles: every file, every status Insta
     'every profile Installed',
     async () => {
       items = await listProfiles();
-      notYet = items.filter((p) => p.status?.status !== 'Installed' || (p.status.nodes ?? []).length !== AGENTS).length;
+      notYet = items.filter(
+        (p) => p.status?.status !== 'Installed' || p.status.installedNodes !== `${AGENTS}/${AGENTS}`,
+      ).length;
       if (items.length === PROFILES && notYet === 0) return true;
       await new Promise((r) => setTimeout(r, 2000));
       return undefined;
     },
     15 * 60_000,
-    async () => `${notYet} profiles not Installed with ${AGENTS} entries`,
+    async () => `${notYet} profiles not Installed on ${AGENTS}/${AGENTS} nodes`,
   );
   t.comment(`every status Installed ${Date.now() - t0} ms after the first create (${await cpuReport(cpu0)})`);
   t.equal(items.length, PROFILES, `${PROFILES} profiles`);
@@ -254,19 +265,32 @@ t.test(`${AGENTS} agents × ${PROFILES} profiles: every file, every status Insta
         p.status?.status === 'Installed' &&
         p.status.localhostProfile === `operator/${SNS}/${p.metadata.name}.json` &&
         p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true &&
-        (p.status.nodes ?? []).every((n) => n.status === 'Installed' && n.observedGeneration === 1),
+        p.status.installedNodes === `${AGENTS}/${AGENTS}` &&
+        p.status.observedGeneration === 1,
     ).length,
     PROFILES,
-    `every profile Installed, Ready, with ${AGENTS} Installed node entries`,
+    `every profile Installed, Ready, NODES ${AGENTS}/${AGENTS}`,
+  );
+  const reports = await getReports(cp);
+  t.equal(reports.length, AGENTS, `${AGENTS} SeccompNodeReports`);
+  t.equal(
+    reports.filter((r) => r.installed === PROFILES && r.failedCount === 0 && r.inUseCount === 0).length,
+    AGENTS,
+    `every report: ${PROFILES} installed, no exception listed`,
+  );
+  const sizes = items.map((p) => JSON.stringify(p).length);
+  t.comment(
+    `stored profile size (JSON, managedFields included): ${Math.min(...sizes)}–${Math.max(...sizes)} bytes; report size ${Math.max(...reports.map((r) => JSON.stringify(r).length))} bytes`,
   );
   for (const a of agents) t.ok(await a.ready(), `${a.node} ready`);
 
-  const total = await writesSettled('status writes to settle', 5000, 300_000);
+  const total = await writesSettled('status and report writes to settle', 5000, 300_000);
   const stats = await Promise.all(agents.map((a) => a.stats()));
-  const corrections = stats.reduce((s, x) => s + x.statusCorrections, 0);
-  const perPair = stats.flatMap((s) => Object.values(s.statusWritesByProfile));
+  const status = stats.reduce((s, x) => s + x.aggregator.statusWrites, 0);
+  const perProfile = stats.flatMap((s) => Object.values(s.aggregator.statusWritesByProfile));
+  t.equal(stats.filter((s) => s.aggregator.leading).length, 1, 'one aggregator');
   t.comment(
-    `initial sync: ${total} status writes for ${PROFILES} profiles × ${AGENTS} nodes = ${(total / (PROFILES * AGENTS)).toFixed(3)} per profile per node (${corrections} aggregate corrections, ${stats.reduce((s, x) => s + x.correctionReads, 0)} reads by fallback correctors; max ${Math.max(...perPair)} by one node for one profile)`,
+    `initial sync: ${status} status writes for ${PROFILES} profiles (${(status / PROFILES).toFixed(3)} per profile, ${(status / (PROFILES * AGENTS)).toFixed(4)} per profile per node; max ${Math.max(...perProfile)} for one profile) and ${total - status} node report writes (${((total - status) / AGENTS).toFixed(1)} per node)`,
   );
   t.comment(
     `events: sent ${stats.reduce((s, x) => s + x.events.sent, 0)}, dropped by the rate limit ${stats.reduce((s, x) => s + x.events.dropped, 0)}`,
@@ -278,20 +302,17 @@ t.test(`${AGENTS} agents × ${PROFILES} profiles: every file, every status Insta
   );
 });
 
-t.test('after sync: no write for unchanged profiles, about one per node for an edit', async (t) => {
+t.test('after sync: no write for unchanged profiles; an edit costs a few status writes and one report per node', async (t) => {
   const before = await totalWrites();
   await new Promise((r) => setTimeout(r, 10_000));
   const quiet = (await totalWrites()) - before;
-  t.equal(
-    quiet,
-    0,
-    `0 status writes in a quiet 10 s for ${PROFILES} unchanged profiles (${(quiet / (PROFILES * AGENTS)).toFixed(3)} per profile per node)`,
-  );
+  t.equal(quiet, 0, `0 status or report writes in a quiet 10 s for ${PROFILES} unchanged profiles`);
 
   const key = `${SNS}/p-007`;
-  const perProfileBefore = await Promise.all(
-    agents.map(async (a) => (await a.stats()).statusWritesByProfile[key] ?? 0),
-  );
+  const leader = await aggregatorOf(agents);
+  const perProfileBefore = (await leader?.stats())?.aggregator.statusWritesByProfile[key] ?? 0;
+  const statusBefore = await statusWrites(agents);
+  const reportsBefore = await reportWrites();
   await admin.request({
     method: 'PATCH',
     path: `${GROUP_PATH}/namespaces/${SNS}/seccompprofiles/p-007`,
@@ -309,21 +330,24 @@ t.test('after sync: no write for unchanged profiles, about one per node for an e
         method: 'GET',
         path: `${GROUP_PATH}/namespaces/${SNS}/seccompprofiles/p-007`,
       });
-      return p.status?.status === 'Installed' && p.status.observedGeneration === 2 ? true : undefined;
+      return p.status?.status === 'Installed' &&
+        p.status.observedGeneration === 2 &&
+        p.status.installedNodes === `${AGENTS}/${AGENTS}`
+        ? true
+        : undefined;
     },
     120_000,
   );
-  const after = await writesSettled('writes to settle', 5000, 120_000);
-  const perProfileAfter = await Promise.all(agents.map(async (a) => (await a.stats()).statusWritesByProfile[key] ?? 0));
-  const edits = perProfileAfter.reduce((s, x, i) => s + x - (perProfileBefore[i] ?? 0), 0);
-  const others = after - before - edits;
+  await writesSettled('writes to settle', 5000, 120_000);
+  const edits = ((await leader?.stats())?.aggregator.statusWritesByProfile[key] ?? 0) - perProfileBefore;
+  const status = (await statusWrites(agents)) - statusBefore;
+  const reports = (await reportWrites()) - reportsBefore;
   t.comment(
-    `one edit: ${edits} status writes for p-007 over ${AGENTS} nodes (${(edits / AGENTS).toFixed(2)} per node); ${others} writes for the ${PROFILES - 1} unchanged profiles`,
+    `one edit: ${edits} status writes for p-007 (${status - edits} for the ${PROFILES - 1} unchanged profiles) and ${reports} node report writes over ${AGENTS} nodes`,
   );
-  t.equal(others, 0, 'no write for the unchanged profiles');
-  t.ok(edits >= AGENTS, 'every node reported the new generation');
-  // One entry per node, plus the aggregate correction when the last writer's view was stale.
-  t.ok(edits <= Math.ceil(AGENTS * 1.25), `about one write per node for one edit (${edits} for ${AGENTS})`);
+  t.equal(status - edits, 0, 'no status write for the unchanged profiles');
+  t.ok(edits >= 1 && edits <= 3, `a few status writes for the edit, not one per node (${edits})`);
+  t.ok(reports >= AGENTS && reports <= Math.ceil(AGENTS * 1.25), `about one report write per node (${reports} for ${AGENTS})`);
 });
 
 if (CPU_PROF !== undefined) {
