@@ -113,6 +113,8 @@ export interface AgentOptions {
   listen?: string;
   /** Tail this auditd log (from its end) for syscall events; default no event source. */
   auditLog?: string;
+  /** --namespace (where the Leases live); default AGENT_NS. */
+  namespace?: string;
   /** Flags for node itself, e.g. `['--cpu-prof', '--cpu-prof-dir=/tmp/prof']` (benchmarks). */
   nodeArgs?: readonly string[];
 }
@@ -145,7 +147,7 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
       '--listen',
       o.listen ?? '127.0.0.1:0',
       '--namespace',
-      AGENT_NS,
+      o.namespace ?? AGENT_NS,
       '--log-level',
       o.logLevel ?? 'info',
       ...(o.auditLog === undefined
