@@ -102,7 +102,9 @@ export function tally(i: ProfileStatusInput): NodeTally {
 }
 
 /** The profile's status, as the aggregator writes it (every field, always: see docs/cluster.md). */
-export function profileStatus(i: ProfileStatusInput): Required<
+export function profileStatus(
+  i: ProfileStatusInput,
+): Required<
   Pick<
     SeccompProfileStatus,
     | 'status'
@@ -125,7 +127,9 @@ export function profileStatus(i: ProfileStatusInput): Required<
     ready = 'False';
     reason = Reasons.Terminating;
     message =
-      t.users.length > 0 ? `deletion waits for the pods that use it: ${nameList(t.users)}` : 'being removed from every node';
+      t.users.length > 0
+        ? `deletion waits for the pods that use it: ${nameList(t.users)}`
+        : 'being removed from every node';
   } else if (i.invalid !== undefined) {
     status = 'Error';
     ready = 'False';
@@ -135,7 +139,9 @@ export function profileStatus(i: ProfileStatusInput): Required<
     status = 'Error';
     ready = 'False';
     const first = t.failed[0];
-    reason = t.failed.every((f) => f.reason === Reasons.ProfileInvalid) ? Reasons.ProfileInvalid : Reasons.InstallFailed;
+    reason = t.failed.every((f) => f.reason === Reasons.ProfileInvalid)
+      ? Reasons.ProfileInvalid
+      : Reasons.InstallFailed;
     message =
       `failed on ${t.failed.length} of ${live} nodes: ${nameList(t.failed.map((f) => f.node))}` +
       (first === undefined ? '' : `; ${first.node}: ${first.message}`);
@@ -180,6 +186,10 @@ export function profileStatus(i: ProfileStatusInput): Required<
 }
 
 /** Whether some live node's report says pods there use the profile (the in-use finalizer's rule). */
-export function inUseOnLiveNodes(key: string, liveNodes: readonly string[], reports: ReadonlyMap<string, NodeView>): boolean {
+export function inUseOnLiveNodes(
+  key: string,
+  liveNodes: readonly string[],
+  reports: ReadonlyMap<string, NodeView>,
+): boolean {
   return liveNodes.some((n) => (reports.get(n)?.inUse.get(key)?.length ?? 0) > 0);
 }

@@ -34,6 +34,11 @@ export interface AggregatorDeps {
   specRevision: (key: string) => number;
   coalesceMs: number;
   minGapMs: number;
+  /**
+   * A new spec waits up to this long for every node before a Pending is written: usually they all
+   * report within it, and the one write says Installed.
+   */
+  pendingGraceMs: number;
   concurrency: number;
   retryMs: number;
 }
@@ -46,6 +51,8 @@ export class Aggregator {
   #live: readonly string[] = [];
   /** Keys whose last computed status waits on some node (pending, failed, or in use). */
   readonly #unsettled = new Set<string>();
+  /** When this aggregator first saw each profile's current spec. */
+  readonly #firstSeen = new Map<string, { fingerprint: string; at: number }>();
   #started = false;
   statusWrites = 0;
   readonly writesByProfile = new Map<string, number>();
@@ -101,6 +108,7 @@ export class Aggregator {
     if (!this.#started) return;
     if (this.#d.profile(key) === undefined) {
       this.#unsettled.delete(key);
+      this.#firstSeen.delete(key);
       this.#queue.forget(key);
       return;
     }
@@ -157,10 +165,21 @@ export class Aggregator {
       previous: fresh.status,
       now: secondsTime(this.#d.clock.now()),
     });
-    const settled = (status.status === 'Installed' || status.status === 'Disabled') && status.activeWorkloads.length === 0;
+    const settled =
+      (status.status === 'Installed' || status.status === 'Disabled') && status.activeWorkloads.length === 0;
     if (settled) this.#unsettled.delete(key);
     else this.#unsettled.add(key);
     if (sameStatus(status, fresh.status)) return;
+    const now = this.#d.clock.now();
+    let seen = this.#firstSeen.get(key);
+    if (seen?.fingerprint !== fresh.fingerprint) {
+      seen = { fingerprint: fresh.fingerprint, at: now };
+      this.#firstSeen.set(key, seen);
+    }
+    if (status.status === 'Pending' && now < seen.at + this.#d.pendingGraceMs) {
+      this.#queue.enqueue(key, seen.at + this.#d.pendingGraceMs - now);
+      return;
+    }
     const res = await this.#d.api.request<Record<string, unknown>>({
       method: 'PATCH',
       path: `${profilePath(fresh.namespace, fresh.name)}/status`,

@@ -57,6 +57,8 @@ export class Election {
   #timer: TimerHandle | undefined;
   #busy: Promise<void> | undefined;
   #stopped = false;
+  /** No attempt before this (local ms): after a failed one, so candidates never spin on a lease they cannot take. */
+  #notBefore = 0;
   readonly stats = { attempts: 0, renewals: 0, failures: 0 };
 
   constructor(o: ElectionOptions) {
@@ -119,12 +121,14 @@ export class Election {
       const holder = this.#lease?.spec?.holderIdentity ?? '';
       const jitter = this.#o.random() * this.#o.jitterMs;
       if (this.#lease === undefined || holder === '') wait = jitter;
-      else if (holder === this.#o.identity) wait = 0; // ours, from before a restart: renew it
+      else if (holder === this.#o.identity)
+        wait = 0; // ours, from before a restart: renew it
       else {
         const duration = (this.#lease.spec?.leaseDurationSeconds ?? 0) * 1000 || this.#o.leaseDurationMs;
         wait = Math.max(0, this.#observedAt + duration - now) + jitter;
       }
     }
+    if (!this.#leading) wait = Math.max(wait, this.#notBefore - now);
     this.#timer = this.#o.clock.after(wait, () => {
       this.#timer = undefined;
       this.#busy = (this.#leading ? this.#renew() : this.#tryAcquire()).finally(() => {
@@ -183,9 +187,15 @@ export class Election {
       this.#o.log.info({ holder: this.#o.identity }, 'became the aggregator');
       this.#o.onStart();
     } catch (e: unknown) {
-      // 409: someone else won (or our copy was stale); the watch shows who.
-      if (isKubeApiError(e) && e.status === 409) return;
+      // 409: someone else won, or our copy was stale (a watch that is behind): read it once, so the
+      // next try waits a whole duration from what the lease says now.
+      if (isKubeApiError(e) && e.status === 409) {
+        this.#notBefore = this.#o.clock.now() + this.#o.renewMs;
+        await this.#refresh();
+        return;
+      }
       this.stats.failures++;
+      this.#notBefore = this.#o.clock.now() + this.#o.renewMs + this.#o.random() * this.#o.jitterMs;
       this.#o.log.warn({ err: messageOf(e) }, 'could not take the aggregator lease');
     }
   }
@@ -225,9 +235,32 @@ export class Election {
     }
   }
 
+  /** Reads the lease (after a conflict); a failure leaves the view as it was. */
+  async #refresh(): Promise<void> {
+    try {
+      const l = await this.#o.api.request<RawLease>({
+        method: 'GET',
+        path: `${this.#path}/${AGGREGATOR_LEASE}`,
+        timeoutMs: 10_000,
+      });
+      const changed =
+        l.spec?.holderIdentity !== this.#lease?.spec?.holderIdentity ||
+        l.spec?.renewTime !== this.#lease?.spec?.renewTime;
+      this.#lease = l;
+      if (changed) this.#observedAt = this.#o.clock.now();
+    } catch (e: unknown) {
+      if (isKubeApiError(e) && e.status === 404) {
+        this.#lease = undefined;
+        return;
+      }
+      this.#o.log.debug({ err: messageOf(e) }, 'could not read the aggregator lease');
+    }
+  }
+
   #stepDown(why: string): void {
     if (!this.#leading) return;
     this.#leading = false;
+    this.#notBefore = this.#o.clock.now() + this.#o.renewMs;
     this.#o.log.warn({ why }, 'no longer the aggregator');
     this.#o.onStop();
   }
@@ -246,7 +279,12 @@ export class Election {
             namespace: this.#o.namespace,
             resourceVersion: this.#lease?.metadata?.resourceVersion,
           },
-          spec: { ...this.#lease?.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(this.#o.clock.now()) },
+          spec: {
+            ...this.#lease?.spec,
+            holderIdentity: '',
+            leaseDurationSeconds: 1,
+            renewTime: microTime(this.#o.clock.now()),
+          },
         },
         timeoutMs: 3000,
       });

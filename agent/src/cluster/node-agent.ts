@@ -54,8 +54,20 @@ export class NodeAgent {
       log.child({ component: 'writer' }),
     );
     const reconciler = new ClusterReconciler(writer, d.kubeletRoot, log.child({ component: 'reconciler' }), d.observer);
-    this.events = new EventRecorder(d.client, d.nodeName, log.child({ component: 'events' }), t.eventsPerSecond, t.eventBurst);
-    this.lease = new LeaseKeeper(d.client, d.namespace, d.nodeName, t.leaseDurationSeconds, log.child({ component: 'lease' }));
+    this.events = new EventRecorder(
+      d.client,
+      d.nodeName,
+      log.child({ component: 'events' }),
+      t.eventsPerSecond,
+      t.eventBurst,
+    );
+    this.lease = new LeaseKeeper(
+      d.client,
+      d.namespace,
+      d.nodeName,
+      t.leaseDurationSeconds,
+      log.child({ component: 'lease' }),
+    );
     this.profiles = new Reflector<ProfileObj>({
       name: 'seccompprofiles',
       client: d.client,
@@ -200,6 +212,7 @@ export class NodeAgent {
         specRevision: (key) => this.specRevs.get(key),
         coalesceMs: this.t.statusCoalesceMs,
         minGapMs: this.t.statusMinGapMs,
+        pendingGraceMs: this.t.statusPendingGraceMs,
         concurrency: this.t.statusConcurrency,
         retryMs: this.t.retryMs,
       },

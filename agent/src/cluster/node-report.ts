@@ -114,7 +114,9 @@ export class NodeReportWriter {
         kind: REPORT_KIND,
         metadata: {
           name: this.#d.node,
-          ...(owner === null ? {} : { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: this.#d.node, uid: owner.uid }] }),
+          ...(owner === null
+            ? {}
+            : { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: this.#d.node, uid: owner.uid }] }),
         },
         ...body,
       },

@@ -93,7 +93,9 @@ export class PlanLoop {
   }
 
   reports(): ProfileReport[] {
-    return [...this.#reports.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+    return [...this.#reports.values()].sort((a, b) =>
+      `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
+    );
   }
 
   reportMap(): ReadonlyMap<string, ProfileReport> {

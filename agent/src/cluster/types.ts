@@ -23,6 +23,8 @@ export interface ClusterTiming extends ReflectorTiming {
   /** Aggregator: a profile's status waits this long for more reports, and is written at most once per gap. */
   statusCoalesceMs: number;
   statusMinGapMs: number;
+  /** A new spec waits this long for every node's report before a Pending is written. */
+  statusPendingGraceMs: number;
   /** Status writes in flight at once. */
   statusConcurrency: number;
   /** Retry delay after a failed write or apply. */
@@ -41,6 +43,7 @@ export const DEFAULT_CLUSTER_TIMING: ClusterTiming = {
   reportMinGapMs: 250,
   statusCoalesceMs: 100,
   statusMinGapMs: 1000,
+  statusPendingGraceMs: 1000,
   statusConcurrency: 4,
   retryMs: 1000,
   eventsPerSecond: 5,
