@@ -179,17 +179,18 @@ export class PlanLoop {
     const before = this.#reports;
     const appliedBefore = this.#applied;
     const result = await reconciler.apply(plan);
+    this.#reports = new Map(reconciler.reportMap());
     const applied = new Map<string, Verdict>();
     for (const [key, p] of fingerprints) {
       const d = plan.get(key);
       applied.set(key, {
         fingerprint: p.fingerprint,
         generation: p.generation,
-        invalid: d?.kind === 'error' ? d.message : undefined,
+        // The reconciler's message also says whether the last good file stays.
+        invalid: d?.kind === 'error' ? (this.#reports.get(key)?.message ?? d.message) : undefined,
       });
     }
     this.#applied = applied;
-    this.#reports = new Map(reconciler.reportMap());
     this.counters.filesWritten += result.written.length;
     this.counters.filesRemoved += result.removed.length;
     this.#recordEvents(plan, before, result);
