@@ -50,6 +50,7 @@ export class KeyedQueue {
   forget(key: string): void {
     this.#due.delete(key);
     this.#lastRun.delete(key);
+    this.#resolveIdle();
   }
 
   get pending(): number {
@@ -111,7 +112,11 @@ export class KeyedQueue {
       .finally(() => {
         this.#inFlight.delete(key);
         this.#arm();
-        if (this.#due.size === 0 && this.#inFlight.size === 0) for (const f of this.#idle.splice(0)) f();
+        this.#resolveIdle();
       });
+  }
+
+  #resolveIdle(): void {
+    if (this.#due.size === 0 && this.#inFlight.size === 0) for (const f of this.#idle.splice(0)) f();
   }
 }
