@@ -136,21 +136,22 @@ export class Aggregator {
     for (const k of keys) this.touch(k);
   }
 
-  async #process(key: string): Promise<void> {
-    if (!this.#started) return;
+  /** One look at a profile; true when it wrote something. */
+  async #process(key: string): Promise<boolean> {
+    if (!this.#started) return false;
     const p = this.#d.profile(key);
-    if (p === undefined) return;
+    if (p === undefined) return false;
     const v = this.#d.verdict(key);
     // This agent's plan has not validated the current spec yet: it touches the key when it has.
-    if (v === undefined || v.fingerprint !== p.fingerprint) return;
+    if (v === undefined || v.fingerprint !== p.fingerprint) return false;
     const live = this.#live;
     const allReported = live.every((n) => this.#reports.has(n));
     const outcome = await this.#guard.reconcile(p, inUseOnLiveNodes(key, live, this.#reports), allReported);
     if (outcome === 'conflict') {
       this.#queue.enqueue(key, this.#d.retryMs / 2);
-      return;
+      return true;
     }
-    if (outcome === 'released' && p.deleting) return;
+    if (outcome === 'released' && p.deleting) return true;
     const fresh = this.#d.profile(key) ?? p;
     const status = profileStatus({
       namespace: fresh.namespace,
@@ -169,7 +170,7 @@ export class Aggregator {
       (status.status === 'Installed' || status.status === 'Disabled') && status.activeWorkloads.length === 0;
     if (settled) this.#unsettled.delete(key);
     else this.#unsettled.add(key);
-    if (sameStatus(status, fresh.status)) return;
+    if (sameStatus(status, fresh.status)) return outcome !== 'unchanged';
     const now = this.#d.clock.now();
     let seen = this.#firstSeen.get(key);
     if (seen?.fingerprint !== fresh.fingerprint) {
@@ -178,7 +179,7 @@ export class Aggregator {
     }
     if (status.status === 'Pending' && now < seen.at + this.#d.pendingGraceMs) {
       this.#queue.enqueue(key, seen.at + this.#d.pendingGraceMs - now);
-      return;
+      return outcome !== 'unchanged';
     }
     const res = await this.#d.api.request<Record<string, unknown>>({
       method: 'PATCH',
@@ -195,5 +196,6 @@ export class Aggregator {
     this.statusWrites++;
     this.writesByProfile.set(key, (this.writesByProfile.get(key) ?? 0) + 1);
     this.#d.offer(res);
+    return true;
   }
 }

@@ -45,6 +45,8 @@ export interface ElectionOptions {
 
 /** Stop leading this long before the lease could expire for the others. */
 const RENEW_GRACE_MS = 2000;
+/** After a failed write, the next one waits this long (at most renewMs): never a tight loop against a failing server. */
+const RETRY_MS = 1000;
 
 export class Election {
   readonly #o: ElectionOptions;
@@ -54,6 +56,7 @@ export class Election {
   #known = false;
   #leading = false;
   #lastRenew = 0;
+  #failedAt = -Infinity;
   #timer: TimerHandle | undefined;
   #busy: Promise<void> | undefined;
   #stopped = false;
@@ -128,6 +131,7 @@ export class Election {
         wait = Math.max(0, this.#observedAt + duration - now) + jitter;
       }
     }
+    wait = Math.max(wait, this.#failedAt + this.#retryMs - now);
     if (!this.#leading) wait = Math.max(wait, this.#notBefore - now);
     this.#timer = this.#o.clock.after(wait, () => {
       this.#timer = undefined;
@@ -136,6 +140,10 @@ export class Election {
         this.#plan();
       });
     });
+  }
+
+  get #retryMs(): number {
+    return Math.min(RETRY_MS, this.#o.renewMs);
   }
 
   #spec(acquire: boolean): NonNullable<RawLease['spec']> {
@@ -187,6 +195,7 @@ export class Election {
       this.#o.log.info({ holder: this.#o.identity }, 'became the aggregator');
       this.#o.onStart();
     } catch (e: unknown) {
+      this.#failedAt = this.#o.clock.now();
       // 409: someone else won, or our copy was stale (a watch that is behind): read it once, so the
       // next try waits a whole duration from what the lease says now.
       if (isKubeApiError(e) && e.status === 409) {
@@ -215,7 +224,11 @@ export class Election {
           },
           spec: this.#spec(false),
         },
-        timeoutMs: Math.max(1000, this.#o.renewMs),
+        // Never past the moment this agent must stop leading.
+        timeoutMs: Math.max(
+          1000,
+          Math.min(this.#o.renewMs, this.#lastRenew + this.#o.leaseDurationMs - RENEW_GRACE_MS - this.#o.clock.now()),
+        ),
       });
       this.stats.renewals++;
       this.#lastRenew = this.#o.clock.now();
@@ -223,13 +236,15 @@ export class Election {
       this.#observedAt = this.#lastRenew;
     } catch (e: unknown) {
       this.stats.failures++;
+      this.#failedAt = this.#o.clock.now();
       if (isKubeApiError(e) && e.status === 409) {
         // Our copy is stale, or someone took it: the watch decides. Stop now if it could be theirs.
         this.#o.log.warn('renewing the aggregator lease conflicted');
       } else {
         this.#o.log.warn({ err: messageOf(e) }, 'could not renew the aggregator lease');
       }
-      if (this.#o.clock.now() - this.#lastRenew > this.#o.leaseDurationMs - RENEW_GRACE_MS) {
+      // Stop when the next try would come too late.
+      if (this.#o.clock.now() + this.#retryMs - this.#lastRenew > this.#o.leaseDurationMs - RENEW_GRACE_MS) {
         this.#stepDown('could not renew the aggregator lease in time');
       }
     }

@@ -13,7 +13,8 @@ export interface KeyedQueueOptions {
   coalesceMs: number;
   minGapMs: number;
   retryMs: number;
-  run: (key: string) => Promise<void>;
+  /** The work; `false` means it wrote nothing, so the gap does not start from this run. */
+  run: (key: string) => Promise<boolean | void>;
   /** Told of a run that threw (it is retried after retryMs unless this returns false). */
   onError: (key: string, e: unknown) => boolean;
 }
@@ -50,6 +51,7 @@ export class KeyedQueue {
   forget(key: string): void {
     this.#due.delete(key);
     this.#lastRun.delete(key);
+    this.#resolveIdle();
   }
 
   get pending(): number {
@@ -101,17 +103,27 @@ export class KeyedQueue {
   #start(key: string): void {
     this.#due.delete(key);
     this.#inFlight.add(key);
+    const before = this.#lastRun.get(key);
     this.#lastRun.set(key, this.#o.clock.now());
     this.runs++;
     this.#o
       .run(key)
+      .then((did) => {
+        if (did !== false) return;
+        if (before === undefined) this.#lastRun.delete(key);
+        else this.#lastRun.set(key, before);
+      })
       .catch((e: unknown) => {
         if (this.#o.onError(key, e)) this.enqueue(key, this.#o.retryMs);
       })
       .finally(() => {
         this.#inFlight.delete(key);
         this.#arm();
-        if (this.#due.size === 0 && this.#inFlight.size === 0) for (const f of this.#idle.splice(0)) f();
+        this.#resolveIdle();
       });
+  }
+
+  #resolveIdle(): void {
+    if (this.#due.size === 0 && this.#inFlight.size === 0) for (const f of this.#idle.splice(0)) f();
   }
 }
