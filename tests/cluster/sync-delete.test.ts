@@ -105,9 +105,7 @@ t.test('a vanished node does not block deletion', async (t) => {
     async () => {
       const p = await getProfile(cp, NS, 'profile-block-all');
       const pods = await podsInReport(cp, 'node-3', `${NS}/profile-block-all`);
-      return p?.metadata.finalizers?.includes(IN_USE_FINALIZER) === true && (pods?.length ?? 0) > 0
-        ? true
-        : undefined;
+      return p?.metadata.finalizers?.includes(IN_USE_FINALIZER) === true && (pods?.length ?? 0) > 0 ? true : undefined;
     },
     30_000,
     () => describeProfiles(cp, NS),

@@ -15,6 +15,7 @@ import {
   podUsing,
   podsInReport,
   readMaybe,
+  simpleProfile,
   startAgent,
   startBed,
   TEST_TIMING,
@@ -28,14 +29,6 @@ await createNodes(cp, NODES);
 const agents: AgentProc[] = await Promise.all(NODES.map((node) => startAgent(t, { node, kubeconfig: cp.kubeconfig })));
 const describe = (): Promise<string> => describeProfiles(cp, NS);
 
-const sp = (name: string, defaultAction: string): string =>
-  JSON.stringify({
-    apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
-    kind: 'SeccompProfile',
-    metadata: { name, namespace: NS },
-    spec: { defaultAction },
-  });
-
 async function installedOn(name: string, nodes: string, generation: number): Promise<true | undefined> {
   const p = await getProfile(cp, NS, name);
   return p?.status?.status === 'Installed' &&
@@ -48,8 +41,8 @@ async function installedOn(name: string, nodes: string, generation: number): Pro
 const leader = await waitFor('one agent to become the aggregator', () => aggregatorOf(agents), 60_000);
 const survivors = agents.filter((a) => a !== leader);
 const keeper = survivors[0] as AgentProc;
-await cp.apply(sp('kept', 'SCMP_ACT_LOG'));
-await cp.apply(sp('edited', 'SCMP_ACT_LOG'));
+await cp.apply(simpleProfile('kept', 'SCMP_ACT_LOG'));
+await cp.apply(simpleProfile('edited', 'SCMP_ACT_LOG'));
 await waitFor(
   'both profiles Installed on 3/3',
   async () => (await installedOn('kept', '3/3', 1)) && installedOn('edited', '3/3', 1),

@@ -556,6 +556,15 @@ export async function startDelayProxy(t: TestLike, cp: ControlPlane): Promise<De
 }
 
 /** A pod bound to `node` whose pod-level securityContext runs under `operator/<ns>/<profile>.json`. */
+/** A SeccompProfile with only a default action, as JSON for `cp.apply`. */
+export const simpleProfile = (name: string, defaultAction: string, ns = NS): string =>
+  JSON.stringify({
+    apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
+    kind: 'SeccompProfile',
+    metadata: { name, namespace: ns },
+    spec: { defaultAction },
+  });
+
 export const podUsing = (name: string, node: string, profile: string, ns = NS): string =>
   JSON.stringify({
     apiVersion: 'v1',

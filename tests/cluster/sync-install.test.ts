@@ -109,10 +109,18 @@ t.test('three agents install the workshop profiles byte for byte and report Inst
   for (const r of reports) {
     t.match(r, { installed: 7, failedCount: 0, inUseCount: 0, failed: [], inUse: [] }, `${r.nodeName}'s report`);
     t.ok(Number(r.appliedRevision) >= Number(p?.status?.specRevision), `${r.nodeName} has reached the spec revision`);
-    t.match(r.metadata.ownerReferences, [{ kind: 'Node', name: r.nodeName }], `${r.nodeName}'s report is owned by its Node`);
+    t.match(
+      r.metadata.ownerReferences,
+      [{ kind: 'Node', name: r.nodeName }],
+      `${r.nodeName}'s report is owned by its Node`,
+    );
   }
   const reportTable = await cp.kubectl(['get', 'seccompnodereports']);
-  t.match(reportTable.stdout, /NAME\s+APPLIED\s+INSTALLED\s+FAILED\s+INUSE\s+AGE/, 'kubectl get seccompnodereports columns');
+  t.match(
+    reportTable.stdout,
+    /NAME\s+APPLIED\s+INSTALLED\s+FAILED\s+INUSE\s+AGE/,
+    'kubectl get seccompnodereports columns',
+  );
 
   const ev = await cp.kubectl(['get', 'events.events.k8s.io', '-n', NS, '-o', 'json']);
   const items = (
@@ -155,7 +163,8 @@ t.test('nothing changed: no status writes', async (t) => {
     t.comment(
       `${s.node}: aggregator=${s.aggregator.leading} ${s.aggregator.statusWrites} status writes for ${perProfile.length} profiles (max ${perProfile.length === 0 ? 0 : Math.max(...perProfile)} per profile), ${s.reportWrites} report writes`,
     );
-    if (s.aggregator.leading) t.same(s.aggregator.liveNodes, NODES, `the aggregator ${s.node} sees the three agents alive`);
+    if (s.aggregator.leading)
+      t.same(s.aggregator.liveNodes, NODES, `the aggregator ${s.node} sees the three agents alive`);
   }
 });
 

@@ -13,6 +13,7 @@ import {
   getProfile,
   NS,
   readMaybe,
+  simpleProfile,
   renderYaml,
   startAgent,
   startBed,
@@ -101,13 +102,6 @@ async function unchangedFor(ms: number, of: readonly AgentProc[] = agents): Prom
   return [lost, checks];
 }
 
-const sp = (name: string, defaultAction: string): string =>
-  JSON.stringify({
-    apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
-    kind: 'SeccompProfile',
-    metadata: { name, namespace: NS },
-    spec: { defaultAction },
-  });
 const setDefault = (name: string, action: string): Promise<unknown> =>
   cp.kubectl([
     'patch',
@@ -132,7 +126,7 @@ t.test('a 60 s API server outage removes nothing; changes after it converge', as
 
   await setDefault('profile-block-all', 'SCMP_ACT_KILL_PROCESS');
   await cp.kubectl(['delete', 'sp', '-n', NS, 'profile-allow-unsafe']);
-  await cp.apply(sp('after-outage', 'SCMP_ACT_LOG'));
+  await cp.apply(simpleProfile('after-outage', 'SCMP_ACT_LOG'));
   const changed = Date.now();
   want.set(`${NS}/profile-block-all`, '{"defaultAction":"SCMP_ACT_KILL_PROCESS"}');
   want.set(`${NS}/profile-allow-unsafe`, undefined);
@@ -184,7 +178,7 @@ t.test('a node cut off while its resourceVersion is compacted away relists on 41
   // What node-2 misses while it is cut off.
   await setDefault('profile-block-all', 'SCMP_ACT_LOG');
   await cp.kubectl(['delete', 'sp', '-n', NS, 'after-outage']);
-  await cp.apply(sp('while-cut-off', 'SCMP_ACT_ERRNO'));
+  await cp.apply(simpleProfile('while-cut-off', 'SCMP_ACT_ERRNO'));
   // Gone from etcd's history, and from the API server's watch cache (which a restart starts afresh
   // at etcd's revision): node-2's resourceVersion can only be answered with 410 Gone.
   const revision = await compactEtcd();

@@ -160,10 +160,7 @@ const objects = Array.from({ length: PROFILES }, (_v, i) => profile(i));
 const expected = renderYaml(objects.map((o) => JSON.stringify(o)));
 /** Status writes (the aggregator's) plus node report writes, by all agents. */
 const totalWrites = async (): Promise<number> =>
-  (await Promise.all(agents.map((a) => a.stats()))).reduce(
-    (s, x) => s + x.aggregator.statusWrites + x.reportWrites,
-    0,
-  );
+  (await Promise.all(agents.map((a) => a.stats()))).reduce((s, x) => s + x.aggregator.statusWrites + x.reportWrites, 0);
 const reportWrites = async (): Promise<number> =>
   (await Promise.all(agents.map((a) => a.stats()))).reduce((s, x) => s + x.reportWrites, 0);
 /** Waits until the agents' status write counters stop moving for `quietMs`; returns the total. */
@@ -302,53 +299,59 @@ t.test(`${AGENTS} agents × ${PROFILES} profiles: every file, every status Insta
   );
 });
 
-t.test('after sync: no write for unchanged profiles; an edit costs a few status writes and one report per node', async (t) => {
-  const before = await totalWrites();
-  await new Promise((r) => setTimeout(r, 10_000));
-  const quiet = (await totalWrites()) - before;
-  t.equal(quiet, 0, `0 status or report writes in a quiet 10 s for ${PROFILES} unchanged profiles`);
+t.test(
+  'after sync: no write for unchanged profiles; an edit costs a few status writes and one report per node',
+  async (t) => {
+    const before = await totalWrites();
+    await new Promise((r) => setTimeout(r, 10_000));
+    const quiet = (await totalWrites()) - before;
+    t.equal(quiet, 0, `0 status or report writes in a quiet 10 s for ${PROFILES} unchanged profiles`);
 
-  const key = `${SNS}/p-007`;
-  const leader = await aggregatorOf(agents);
-  const perProfileBefore = (await leader?.stats())?.aggregator.statusWritesByProfile[key] ?? 0;
-  const statusBefore = await statusWrites(agents);
-  const reportsBefore = await reportWrites();
-  await admin.request({
-    method: 'PATCH',
-    path: `${GROUP_PATH}/namespaces/${SNS}/seccompprofiles/p-007`,
-    body: { spec: { defaultAction: 'SCMP_ACT_LOG' } },
-    contentType: 'application/merge-patch+json',
-  });
-  const want = renderYaml([
-    JSON.stringify({ ...profile(7), spec: { ...(profile(7)['spec'] as object), defaultAction: 'SCMP_ACT_LOG' } }),
-  ]).get(key);
-  await waitFor(
-    'the edit on every node and p-007 Installed at generation 2',
-    async () => {
-      for (const a of agents) if ((await readMaybe(fileOf(a.root, SNS, 'p-007'))) !== want) return undefined;
-      const p = await admin.request<SpObject>({
-        method: 'GET',
-        path: `${GROUP_PATH}/namespaces/${SNS}/seccompprofiles/p-007`,
-      });
-      return p.status?.status === 'Installed' &&
-        p.status.observedGeneration === 2 &&
-        p.status.installedNodes === `${AGENTS}/${AGENTS}`
-        ? true
-        : undefined;
-    },
-    120_000,
-  );
-  await writesSettled('writes to settle', 5000, 120_000);
-  const edits = ((await leader?.stats())?.aggregator.statusWritesByProfile[key] ?? 0) - perProfileBefore;
-  const status = (await statusWrites(agents)) - statusBefore;
-  const reports = (await reportWrites()) - reportsBefore;
-  t.comment(
-    `one edit: ${edits} status writes for p-007 (${status - edits} for the ${PROFILES - 1} unchanged profiles) and ${reports} node report writes over ${AGENTS} nodes`,
-  );
-  t.equal(status - edits, 0, 'no status write for the unchanged profiles');
-  t.ok(edits >= 1 && edits <= 3, `a few status writes for the edit, not one per node (${edits})`);
-  t.ok(reports >= AGENTS && reports <= Math.ceil(AGENTS * 1.25), `about one report write per node (${reports} for ${AGENTS})`);
-});
+    const key = `${SNS}/p-007`;
+    const leader = await aggregatorOf(agents);
+    const perProfileBefore = (await leader?.stats())?.aggregator.statusWritesByProfile[key] ?? 0;
+    const statusBefore = await statusWrites(agents);
+    const reportsBefore = await reportWrites();
+    await admin.request({
+      method: 'PATCH',
+      path: `${GROUP_PATH}/namespaces/${SNS}/seccompprofiles/p-007`,
+      body: { spec: { defaultAction: 'SCMP_ACT_LOG' } },
+      contentType: 'application/merge-patch+json',
+    });
+    const want = renderYaml([
+      JSON.stringify({ ...profile(7), spec: { ...(profile(7)['spec'] as object), defaultAction: 'SCMP_ACT_LOG' } }),
+    ]).get(key);
+    await waitFor(
+      'the edit on every node and p-007 Installed at generation 2',
+      async () => {
+        for (const a of agents) if ((await readMaybe(fileOf(a.root, SNS, 'p-007'))) !== want) return undefined;
+        const p = await admin.request<SpObject>({
+          method: 'GET',
+          path: `${GROUP_PATH}/namespaces/${SNS}/seccompprofiles/p-007`,
+        });
+        return p.status?.status === 'Installed' &&
+          p.status.observedGeneration === 2 &&
+          p.status.installedNodes === `${AGENTS}/${AGENTS}`
+          ? true
+          : undefined;
+      },
+      120_000,
+    );
+    await writesSettled('writes to settle', 5000, 120_000);
+    const edits = ((await leader?.stats())?.aggregator.statusWritesByProfile[key] ?? 0) - perProfileBefore;
+    const status = (await statusWrites(agents)) - statusBefore;
+    const reports = (await reportWrites()) - reportsBefore;
+    t.comment(
+      `one edit: ${edits} status writes for p-007 (${status - edits} for the ${PROFILES - 1} unchanged profiles) and ${reports} node report writes over ${AGENTS} nodes`,
+    );
+    t.equal(status - edits, 0, 'no status write for the unchanged profiles');
+    t.ok(edits >= 1 && edits <= 3, `a few status writes for the edit, not one per node (${edits})`);
+    t.ok(
+      reports >= AGENTS && reports <= Math.ceil(AGENTS * 1.25),
+      `about one report write per node (${reports} for ${AGENTS})`,
+    );
+  },
+);
 
 if (CPU_PROF !== undefined) {
   t.test('stop the agents so they write their CPU profiles', async (t) => {

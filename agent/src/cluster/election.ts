@@ -211,25 +211,14 @@ export class Election {
 
   async #renew(): Promise<void> {
     try {
-      const res = await this.#o.api.request<RawLease>({
-        method: 'PUT',
-        path: `${this.#path}/${AGGREGATOR_LEASE}`,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {
-            name: AGGREGATOR_LEASE,
-            namespace: this.#o.namespace,
-            resourceVersion: this.#lease?.metadata?.resourceVersion,
-          },
-          spec: this.#spec(false),
-        },
+      const res = await this.#put(
+        this.#spec(false),
         // Never past the moment this agent must stop leading.
-        timeoutMs: Math.max(
+        Math.max(
           1000,
           Math.min(this.#o.renewMs, this.#lastRenew + this.#o.leaseDurationMs - RENEW_GRACE_MS - this.#o.clock.now()),
         ),
-      });
+      );
       this.stats.renewals++;
       this.#lastRenew = this.#o.clock.now();
       this.#lease = res;
@@ -248,6 +237,25 @@ export class Election {
         this.#stepDown('could not renew the aggregator lease in time');
       }
     }
+  }
+
+  /** Updates the lease with the resourceVersion last seen (optimistic concurrency: 409 when stale). */
+  #put(spec: NonNullable<RawLease['spec']>, timeoutMs: number): Promise<RawLease> {
+    return this.#o.api.request<RawLease>({
+      method: 'PUT',
+      path: `${this.#path}/${AGGREGATOR_LEASE}`,
+      body: {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: {
+          name: AGGREGATOR_LEASE,
+          namespace: this.#o.namespace,
+          resourceVersion: this.#lease?.metadata?.resourceVersion,
+        },
+        spec,
+      },
+      timeoutMs,
+    });
   }
 
   /** Reads the lease (after a conflict); a failure leaves the view as it was. */
@@ -283,26 +291,15 @@ export class Election {
   /** Gives the lease up (empty holder, 1 s) so a candidate takes it at once. Best effort. */
   async #release(): Promise<void> {
     try {
-      await this.#o.api.request({
-        method: 'PUT',
-        path: `${this.#path}/${AGGREGATOR_LEASE}`,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {
-            name: AGGREGATOR_LEASE,
-            namespace: this.#o.namespace,
-            resourceVersion: this.#lease?.metadata?.resourceVersion,
-          },
-          spec: {
-            ...this.#lease?.spec,
-            holderIdentity: '',
-            leaseDurationSeconds: 1,
-            renewTime: microTime(this.#o.clock.now()),
-          },
+      await this.#put(
+        {
+          ...this.#lease?.spec,
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          renewTime: microTime(this.#o.clock.now()),
         },
-        timeoutMs: 3000,
-      });
+        3000,
+      );
     } catch (e: unknown) {
       this.#o.log.warn({ err: messageOf(e) }, 'could not release the aggregator lease; it expires by itself');
     }
