@@ -37,6 +37,10 @@ import {
   type Rule,
 } from './chart-helpers.js';
 
+// 21 cases, each a fresh agent that may first have to wait out a killed aggregator's lease: more
+// than .taprc's 600 s (t.setTimeout in a test file is sent to tap's runner).
+t.setTimeout(20 * 60_000);
+
 const auditDir = await mkdtemp(join(tmpdir(), 'seccomp-agent-rbac-audit-'));
 t.teardown(() => rm(auditDir, { recursive: true, force: true }));
 const audit = await auditArgs(auditDir, AGENT_NS);
