@@ -1,13 +1,28 @@
 /**
- * The CustomResourceDefinition, built from the schema in `schema.ts`. `scripts/gen-crd.ts` writes it
- * to `manifests/crds/`; a unit test fails when the committed file differs from this.
+ * The CustomResourceDefinitions, built from the schema in `schema.ts`: SeccompProfile (the reference
+ * operator's API) and SeccompNodeReport (ours, one per node). `scripts/gen-crd.ts` writes each to
+ * `manifests/crds/` and to the Helm chart's `crds/`; a unit test fails when a committed file differs.
  */
 import { stringify } from 'yaml';
-import { API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR } from './enums.js';
-import { SpecSchema, StatusSchema } from './schema.js';
+import {
+  API_GROUP,
+  API_VERSION,
+  KIND,
+  PLURAL,
+  PROFILE_STATES,
+  REPORT_GROUP,
+  REPORT_KIND,
+  REPORT_PLURAL,
+  REPORT_SHORT_NAMES,
+  REPORT_SINGULAR,
+  REPORT_VERSION,
+  SHORT_NAMES,
+  SINGULAR,
+} from './enums.js';
+import { NodeReportSchema, SpecSchema, StatusSchema } from './schema.js';
 
-export const CRD_NAME = `${PLURAL}.${API_GROUP}`;
-export const CRD_FILE = `manifests/crds/${CRD_NAME}.yaml`;
+/** The directories a generated CRD is written to: the plain manifests and the Helm chart's `crds/`. */
+export const CRD_DIRS = ['manifests/crds', 'manifests/helm/seccomp-agent/crds'] as const;
 
 /** Plain JSON schema, minus what a Kubernetes structural schema forbids (additionalProperties: false). */
 function structural(schema: unknown): unknown {
@@ -25,78 +40,185 @@ function structural(schema: unknown): unknown {
   return strip(plain);
 }
 
-/** The CRD object. */
-export function buildCrd(): Record<string, unknown> {
+/** The properties every Kubernetes object has; metadata's schema is the API server's own. */
+const OBJECT_PROPERTIES = {
+  apiVersion: {
+    type: 'string',
+    description: 'APIVersion defines the versioned schema of this representation of an object.',
+  },
+  kind: {
+    type: 'string',
+    description: 'Kind is a string value representing the REST resource this object represents.',
+  },
+  metadata: { type: 'object' },
+};
+
+interface CrdParts {
+  group: string;
+  version: string;
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: readonly string[];
+  scope: 'Namespaced' | 'Cluster';
+  subresources?: Record<string, unknown>;
+  printerColumns: Record<string, unknown>[];
+  openAPIV3Schema: Record<string, unknown>;
+}
+
+/** A one-version CRD with our labels and the generated-by annotation. */
+function crd(p: CrdParts): Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
-      name: CRD_NAME,
+      name: `${p.plural}.${p.group}`,
       labels: { 'app.kubernetes.io/name': 'seccomp-agent', 'app.kubernetes.io/part-of': 'seccomp-agent' },
       annotations: {
         'seccomp-agent.dev/generated-by': 'npm run gen:crd (scripts/gen-crd.ts from shared/profile/schema.ts)',
       },
     },
     spec: {
-      group: API_GROUP,
+      group: p.group,
       names: {
-        kind: KIND,
-        listKind: `${KIND}List`,
-        plural: PLURAL,
-        singular: SINGULAR,
-        shortNames: [...SHORT_NAMES],
+        kind: p.kind,
+        listKind: `${p.kind}List`,
+        plural: p.plural,
+        singular: p.singular,
+        shortNames: [...p.shortNames],
         categories: ['security'],
       },
-      scope: 'Namespaced',
+      scope: p.scope,
       versions: [
         {
-          name: API_VERSION,
+          name: p.version,
           served: true,
           storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: [
-            {
-              name: 'Status',
-              type: 'string',
-              jsonPath: '.status.status',
-              description: 'The state of the profile: Pending, Installed, Terminating, Error.',
-            },
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-            {
-              name: 'LocalhostProfile',
-              type: 'string',
-              jsonPath: '.status.localhostProfile',
-              description: 'The localhostProfile value pods use.',
-            },
-          ],
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              description:
-                'SeccompProfile is a seccomp profile that seccomp-agent installs on every node as <kubelet root>/seccomp/operator/<namespace>/<name>.json, for pods to use with securityContext.seccompProfile (type Localhost, localhostProfile operator/<namespace>/<name>.json).',
-              required: ['spec'],
-              properties: {
-                apiVersion: {
-                  type: 'string',
-                  description: 'APIVersion defines the versioned schema of this representation of an object.',
-                },
-                kind: {
-                  type: 'string',
-                  description: 'Kind is a string value representing the REST resource this object represents.',
-                },
-                metadata: { type: 'object' },
-                spec: structural(SpecSchema),
-                status: structural(StatusSchema),
-              },
-            },
-          },
+          ...(p.subresources === undefined ? {} : { subresources: p.subresources }),
+          additionalPrinterColumns: p.printerColumns,
+          schema: { openAPIV3Schema: p.openAPIV3Schema },
         },
       ],
     },
   };
 }
 
-/** The CRD as the YAML file we commit. */
-export function renderCrdYaml(): string {
-  return `# Generated from shared/profile/schema.ts by \`npm run gen:crd\`. Do not edit by hand.\n${stringify(buildCrd(), { lineWidth: 0 })}`;
+const AGE = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+
+/** The SeccompProfile CRD. */
+export function buildProfileCrd(): Record<string, unknown> {
+  return crd({
+    group: API_GROUP,
+    version: API_VERSION,
+    kind: KIND,
+    plural: PLURAL,
+    singular: SINGULAR,
+    shortNames: SHORT_NAMES,
+    scope: 'Namespaced',
+    subresources: { status: {} },
+    printerColumns: [
+      {
+        name: 'Status',
+        type: 'string',
+        jsonPath: '.status.status',
+        description: `The state of the profile: ${PROFILE_STATES.join(', ')}.`,
+      },
+      {
+        name: 'Nodes',
+        type: 'string',
+        jsonPath: '.status.installedNodes',
+        description: 'Nodes with the current generation installed, of the live nodes',
+      },
+      AGE,
+      {
+        name: 'LocalhostProfile',
+        type: 'string',
+        jsonPath: '.status.localhostProfile',
+        description: 'The localhostProfile value pods use.',
+      },
+    ],
+    openAPIV3Schema: {
+      type: 'object',
+      description:
+        'SeccompProfile is a seccomp profile that seccomp-agent installs on every node as <kubelet root>/seccomp/operator/<namespace>/<name>.json, for pods to use with securityContext.seccompProfile (type Localhost, localhostProfile operator/<namespace>/<name>.json).',
+      required: ['spec'],
+      properties: {
+        ...OBJECT_PROPERTIES,
+        spec: structural(SpecSchema),
+        status: structural(StatusSchema),
+      },
+    },
+  });
+}
+
+/**
+ * The SeccompNodeReport CRD: the report's fields sit at the top level (no spec or status, no status
+ * subresource), and only the watermark is required, so a report can grow optional fields later.
+ */
+export function buildReportCrd(): Record<string, unknown> {
+  const body = structural(NodeReportSchema) as { properties: Record<string, unknown> };
+  return crd({
+    group: REPORT_GROUP,
+    version: REPORT_VERSION,
+    kind: REPORT_KIND,
+    plural: REPORT_PLURAL,
+    singular: REPORT_SINGULAR,
+    shortNames: REPORT_SHORT_NAMES,
+    scope: 'Cluster',
+    printerColumns: [
+      {
+        name: 'Applied',
+        type: 'string',
+        jsonPath: '.appliedRevision',
+        description: "The SeccompProfile resourceVersion the node's files reflect.",
+      },
+      {
+        name: 'Installed',
+        type: 'integer',
+        jsonPath: '.installed',
+        description: 'Profile files installed on the node.',
+      },
+      {
+        name: 'Failed',
+        type: 'integer',
+        jsonPath: '.failedCount',
+        description: 'Profiles that failed on the node.',
+      },
+      {
+        name: 'InUse',
+        type: 'integer',
+        jsonPath: '.inUseCount',
+        description: 'Profiles that pods on the node use.',
+      },
+      AGE,
+    ],
+    openAPIV3Schema: {
+      type: 'object',
+      description: `${REPORT_KIND} is what seccomp-agent on one node has installed, named after the node: the SeccompProfile resourceVersion its files reflect, and only the exceptions (profiles that failed, profiles in use). Written by that node's agent, read by the elected aggregator, removed with the Node.`,
+      required: ['nodeName', 'appliedRevision'],
+      properties: { ...OBJECT_PROPERTIES, ...body.properties },
+    },
+  });
+}
+
+/** A generated CRD: its object name and how to build it. */
+export interface GeneratedCrd {
+  name: string;
+  build: () => Record<string, unknown>;
+}
+
+/** Every CRD we generate, by object name (`<plural>.<group>`, also the file name without `.yaml`). */
+export const CRDS: readonly GeneratedCrd[] = [
+  { name: `${PLURAL}.${API_GROUP}`, build: buildProfileCrd },
+  { name: `${REPORT_PLURAL}.${REPORT_GROUP}`, build: buildReportCrd },
+];
+
+/** The files a CRD is committed as, relative to the repository root. */
+export function crdFiles(c: GeneratedCrd): string[] {
+  return CRD_DIRS.map((d) => `${d}/${c.name}.yaml`);
+}
+
+/** A CRD as the YAML file we commit. */
+export function renderCrdYaml(c: GeneratedCrd): string {
+  return `# Generated from shared/profile/schema.ts by \`npm run gen:crd\`. Do not edit by hand.\n${stringify(c.build(), { lineWidth: 0 })}`;
 }

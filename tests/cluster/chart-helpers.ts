@@ -2,14 +2,16 @@
  * Helpers of the chart tests: where the chart and the deploy manifest live, rendering the chart
  * with the test bed's helm, and reading the rendered objects. Not a test file.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { CRDS } from '../../shared/profile/crd.js';
 import { repoPath, type ControlPlane } from '../testbed/cluster.js';
 
 export const CHART = repoPath('manifests', 'helm', 'seccomp-agent');
 export const DEPLOY = repoPath('manifests', 'deploy', 'seccomp-agent.yaml');
-export const CRD_NAME = 'seccompprofiles.security-profiles-operator.x-k8s.io';
-export const CRD_FILE = repoPath('manifests', 'crds', `${CRD_NAME}.yaml`);
-export const CHART_CRD_FILE = repoPath('manifests', 'helm', 'seccomp-agent', 'crds', `${CRD_NAME}.yaml`);
+/** The names of the CRDs the chart installs (SeccompProfile first, then SeccompNodeReport). */
+export const CRD_NAMES: readonly string[] = CRDS.map((c) => c.name);
 
 /** A Kubernetes object as plain data (the parts the tests read are reached through `dig`). */
 export type Obj = Record<string, unknown>;
@@ -82,6 +84,39 @@ export function without(rules: readonly Rule[], atom: { group: string; resource:
         if (verbs.length > 0) out.push({ apiGroups: [group], resources: [resource], verbs });
       }
     }
+  }
+  return out;
+}
+
+/**
+ * kube-apiserver flags for an audit log, written under `dir`, of every request by the service
+ * accounts of `namespace` (Metadata level: who, verb, resource, and the answer's status and message).
+ * It shows what the API server refused, whatever the client logged.
+ */
+export async function auditArgs(dir: string, namespace: string): Promise<{ args: string[]; log: string }> {
+  const policy = join(dir, 'audit-policy.yaml');
+  const log = join(dir, 'audit.log');
+  await writeFile(
+    policy,
+    JSON.stringify({
+      apiVersion: 'audit.k8s.io/v1',
+      kind: 'Policy',
+      omitStages: ['RequestReceived'],
+      rules: [{ level: 'Metadata', userGroups: [`system:serviceaccounts:${namespace}`] }, { level: 'None' }],
+    }),
+  );
+  return { args: [`--audit-policy-file=${policy}`, `--audit-log-path=${log}`, '--audit-log-format=json'], log };
+}
+
+/** The messages of the 403 answers the API server gave `user`, in order, from the audit log. */
+export async function refusals(log: string, user: string): Promise<string[]> {
+  const text = await readFile(log, 'utf8').catch(() => '');
+  const out: string[] = [];
+  // The last piece may be a line still being written.
+  for (const line of text.split('\n').slice(0, -1)) {
+    const e = JSON.parse(line) as unknown;
+    if (dig(e, 'user', 'username') === user && dig(e, 'responseStatus', 'code') === 403)
+      out.push(String(dig(e, 'responseStatus', 'message')));
   }
   return out;
 }

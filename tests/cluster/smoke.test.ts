@@ -1,5 +1,6 @@
-// Smoke tests of the cluster tier: the pinned tools run, and the SeccompProfile CRD and the
-// workshop's profiles behave in a real kube-apiserver the way a workshop user will see them.
+// Smoke tests of the cluster tier: the pinned tools run, the SeccompProfile CRD and the workshop's
+// profiles behave in a real kube-apiserver the way a workshop user will see them, and so does the
+// SeccompNodeReport CRD.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -9,6 +10,8 @@ import { repoPath, startControlPlane, testbedVersions, type ControlPlane } from 
 
 const CRD_NAME = 'seccompprofiles.security-profiles-operator.x-k8s.io';
 const CRD_FILE = repoPath('manifests', 'crds', `${CRD_NAME}.yaml`);
+const REPORT_CRD_NAME = 'seccompnodereports.seccomp-agent.security-profiles-operator.x-k8s.io';
+const REPORT_CRD_FILE = repoPath('manifests', 'crds', `${REPORT_CRD_NAME}.yaml`);
 const NAMESPACE = 'seccomp-test';
 const WORKSHOP_FILES = [
   'complainer.yaml',
@@ -100,13 +103,29 @@ t.test('the workshop profiles apply and list with our printer columns', async (t
   t.equal(list.code, 0, list.stderr);
   const { headers, names } = table(list.stdout);
   t.same(names, WORKSHOP_PROFILES, 'the seven workshop profiles');
-  for (const h of ['NAME', 'STATUS', 'AGE', 'LOCALHOSTPROFILE']) {
+  for (const h of ['NAME', 'STATUS', 'NODES', 'AGE', 'LOCALHOSTPROFILE']) {
     t.ok(headers.includes(h), `column ${h} in ${headers.join(' ')}`);
   }
 
   const short = await cp.kubectl(['get', 'sp', '-n', NAMESPACE]);
   t.equal(short.code, 0, short.stderr);
   t.same(table(short.stdout).names, WORKSHOP_PROFILES, 'short name sp');
+
+  // The aggregate status as the aggregator writes it: NODES prints installedNodes.
+  const status = await cp.kubectl([
+    'patch',
+    'sp',
+    'complainer',
+    '-n',
+    NAMESPACE,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { status: 'Pending', installedNodes: '3/4', specRevision: '12' } }),
+  ]);
+  t.equal(status.code, 0, status.stderr);
+  const row = await cp.kubectl(['get', 'sp', 'complainer', '-n', NAMESPACE, '--no-headers']);
+  t.match(row.stdout, /^complainer\s+Pending\s+3\/4\s/, 'NODES shows installed/live');
 });
 
 t.test('kubectl explain prints the CRD field descriptions', async (t) => {
@@ -164,4 +183,63 @@ t.test('an invalid action is refused, naming the field and the valid values', as
     t.not(get.code, 0, `${c.name} was not stored`);
     t.match(get.stderr, 'NotFound');
   }
+});
+
+t.test('the SeccompNodeReport CRD: reports apply (server-side) and list with their columns', async (t) => {
+  const applied = await cp.kubectl(['apply', '-f', REPORT_CRD_FILE]);
+  t.equal(applied.code, 0, applied.stderr);
+  t.match(applied.stdout, `customresourcedefinition.apiextensions.k8s.io/${REPORT_CRD_NAME} created`);
+  const wait = await cp.kubectl(['wait', '--for=condition=established', '--timeout=60s', `crd/${REPORT_CRD_NAME}`]);
+  t.equal(wait.code, 0, wait.stderr);
+
+  const reportOf = (node: string, body: Record<string, unknown>): string =>
+    JSON.stringify({
+      apiVersion: 'seccomp-agent.security-profiles-operator.x-k8s.io/v1alpha1',
+      kind: 'SeccompNodeReport',
+      metadata: { name: node },
+      nodeName: node,
+      ...body,
+    });
+  const full = {
+    appliedRevision: '1234',
+    installed: 7,
+    failedCount: 1,
+    inUseCount: 1,
+    failed: [{ profile: 'seccomp-test/bad', generation: 2, reason: 'InstallFailed', message: 'disk full' }],
+    inUse: [{ profile: 'seccomp-test/complainer', pods: ['seccomp-test/a', 'seccomp-test/b'] }],
+  };
+  // As the agent writes it: server-side apply with one field manager, twice (the lists are atomic).
+  for (const pods of [['seccomp-test/a', 'seccomp-test/b'], ['seccomp-test/b']]) {
+    const r = await cp.kubectl(
+      ['apply', '--server-side', '--field-manager=seccomp-agent', '--force-conflicts', '-f', '-'],
+      {
+        input: reportOf('node-a', { ...full, inUse: [{ profile: 'seccomp-test/complainer', pods }] }),
+      },
+    );
+    t.equal(r.code, 0, `server-side apply: ${r.stderr}`);
+  }
+  const got = await cp.kubectl(['get', 'snr', 'node-a', '-o', 'json']);
+  t.equal(got.code, 0, got.stderr);
+  t.same(dig(JSON.parse(got.stdout), 'inUse', 0, 'pods'), ['seccomp-test/b'], 'the second apply replaced the list');
+  const bare = await cp.kubectl(['apply', '-f', '-'], {
+    input: reportOf('node-b', { appliedRevision: '99' }),
+  });
+  t.equal(bare.code, 0, `only nodeName and appliedRevision are required: ${bare.stderr}`);
+
+  const list = await cp.kubectl(['get', 'seccompnodereports']);
+  t.equal(list.code, 0, list.stderr);
+  const { headers, names } = table(list.stdout);
+  t.same(headers, ['NAME', 'APPLIED', 'INSTALLED', 'FAILED', 'INUSE', 'AGE']);
+  t.same(names, ['node-a', 'node-b'], 'cluster-scoped, named after the nodes');
+  const row = await cp.kubectl(['get', 'snr', 'node-a', '--no-headers']);
+  t.match(row.stdout, /^node-a\s+1234\s+7\s+1\s+1\s/, 'the columns show the counts');
+
+  const missing = await cp.kubectl(['apply', '-f', '-'], { input: reportOf('node-c', { installed: 1 }) });
+  t.not(missing.code, 0, 'a report without appliedRevision is refused');
+  t.match(missing.stderr, 'appliedRevision: Required value');
+  const badReason = await cp.kubectl(['apply', '-f', '-'], {
+    input: reportOf('node-c', { ...full, failed: [{ ...full.failed[0], reason: 'Oops' }] }),
+  });
+  t.not(badReason.code, 0, 'a failure reason outside the enum is refused');
+  t.match(badReason.stderr, 'failed[0].reason: Unsupported value: "Oops"');
 });

@@ -1,51 +1,147 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
-import { CRD_FILE, buildCrd, renderCrdYaml } from '../../../shared/profile/crd.js';
-import { ACTIONS, ARCHITECTURES } from '../../../shared/profile/enums.js';
+import { CRD_DIRS, CRDS, crdFiles, renderCrdYaml, type GeneratedCrd } from '../../../shared/profile/crd.js';
+import { ACTIONS, ARCHITECTURES, REPORT_GROUP, REPORT_KIND, REPORT_VERSION } from '../../../shared/profile/enums.js';
 import { repoRoot } from '../../helpers/shared.js';
 
-t.test('the committed CRD is what the schema generates (run `npm run gen:crd` after a schema change)', async (t) => {
-  t.equal(readFileSync(join(repoRoot, CRD_FILE), 'utf8'), renderCrdYaml());
-});
-
-t.test('the CRD has what kubectl users see', async (t) => {
-  const crd = parse(renderCrdYaml()) as ReturnType<typeof buildCrd> & {
-    spec: {
-      versions: {
-        additionalPrinterColumns: { name: string }[];
-        subresources: object;
-        schema: { openAPIV3Schema: unknown };
-      }[];
-      names: { shortNames: string[] };
-      scope: string;
-    };
+/** The parts of a generated CRD these tests read. */
+interface CrdShape {
+  metadata: { name: string };
+  spec: {
+    group: string;
+    versions: {
+      name: string;
+      additionalPrinterColumns: { name: string; type: string; jsonPath: string; description?: string }[];
+      subresources?: object;
+      schema: { openAPIV3Schema: { required?: string[]; properties: Record<string, unknown> } };
+    }[];
+    names: { kind: string; plural: string; singular: string; shortNames: string[] };
+    scope: string;
   };
+}
+
+function parsed(c: GeneratedCrd): { crd: CrdShape; v: CrdShape['spec']['versions'][number] } {
+  const crd = parse(renderCrdYaml(c)) as CrdShape;
   const v = crd.spec.versions[0];
-  t.same(
-    v?.additionalPrinterColumns.map((c) => c.name),
-    ['Status', 'Age', 'LocalhostProfile'],
-  );
-  t.same(v?.subresources, { status: {} });
-  t.same(crd.spec.names.shortNames, ['sp']);
-  t.equal(crd.spec.scope, 'Namespaced');
-  // every property has a description, so `kubectl explain` is useful
-  const undocumented: string[] = [];
+  if (v === undefined) throw new Error(`${c.name}: no version`);
+  return { crd, v };
+}
+
+function byKind(kind: string): GeneratedCrd {
+  const c = CRDS.find((x) => (parse(renderCrdYaml(x)) as CrdShape).spec.names.kind === kind);
+  if (c === undefined) throw new Error(`no generated CRD of kind ${kind}`);
+  return c;
+}
+
+/** The path of every schema property without a description (metadata is the API server's). */
+function undocumented(schema: unknown): string[] {
+  const out: string[] = [];
   const walk = (node: unknown, path: string): void => {
     if (node === null || typeof node !== 'object') return;
-    const n = node as { properties?: Record<string, unknown>; items?: unknown; description?: string };
+    const n = node as { properties?: Record<string, unknown>; items?: unknown };
     for (const [k, child] of Object.entries(n.properties ?? {})) {
       const c = child as { description?: string };
-      if (k !== 'metadata' && (c.description === undefined || c.description === '')) undocumented.push(`${path}.${k}`);
+      if (k !== 'metadata' && (c.description === undefined || c.description === '')) out.push(`${path}.${k}`);
       walk(child, `${path}.${k}`);
     }
     if (n.items !== undefined) walk(n.items, `${path}[]`);
   };
-  walk(v?.schema.openAPIV3Schema, '');
-  t.same(undocumented, [], 'every field has a description');
-  const text = renderCrdYaml();
+  walk(schema, '');
+  return out;
+}
+
+t.test('the committed CRDs are what the schema generates (run `npm run gen:crd` after a schema change)', async (t) => {
+  for (const c of CRDS) {
+    for (const f of crdFiles(c)) t.equal(readFileSync(join(repoRoot, f), 'utf8'), renderCrdYaml(c), f);
+  }
+  for (const d of CRD_DIRS) {
+    t.same(
+      readdirSync(join(repoRoot, d))
+        .filter((f) => f.endsWith('.yaml'))
+        .sort(),
+      CRDS.map((c) => `${c.name}.yaml`).sort(),
+      `${d} holds exactly the generated CRDs`,
+    );
+  }
+  for (const c of CRDS) {
+    const { crd } = parsed(c);
+    t.equal(c.name, `${crd.spec.names.plural}.${crd.spec.group}`, 'the file is named <plural>.<group>');
+    t.equal(crd.metadata.name, c.name);
+  }
+});
+
+t.test('the SeccompProfile CRD has what kubectl users see', async (t) => {
+  const c = byKind('SeccompProfile');
+  const { crd, v } = parsed(c);
+  t.same(
+    v.additionalPrinterColumns.map((col) => col.name),
+    ['Status', 'Nodes', 'Age', 'LocalhostProfile'],
+  );
+  t.same(
+    v.additionalPrinterColumns.find((col) => col.name === 'Nodes'),
+    {
+      name: 'Nodes',
+      type: 'string',
+      jsonPath: '.status.installedNodes',
+      description: 'Nodes with the current generation installed, of the live nodes',
+    },
+    'NODES prints status.installedNodes',
+  );
+  t.same(v.subresources, { status: {} });
+  t.same(crd.spec.names.shortNames, ['sp']);
+  t.equal(crd.spec.scope, 'Namespaced');
+  const status = v.schema.openAPIV3Schema.properties['status'] as { properties: Record<string, unknown> };
+  t.equal(status.properties['nodes'], undefined, 'no per-node list on the profile: that is the SeccompNodeReport');
+  t.same(undocumented(v.schema.openAPIV3Schema), [], 'every field has a description');
+  const text = renderCrdYaml(c);
   for (const a of ACTIONS) t.match(text, a);
   for (const a of ARCHITECTURES) t.match(text, a);
   t.notMatch(text, /additionalProperties: false/, 'structural schema: no additionalProperties false');
+});
+
+t.test('the SeccompNodeReport CRD: cluster-scoped, top-level fields, the watermark required', async (t) => {
+  const c = byKind(REPORT_KIND);
+  const { crd, v } = parsed(c);
+  t.equal(crd.spec.group, REPORT_GROUP);
+  t.equal(v.name, REPORT_VERSION);
+  t.same(crd.spec.names, {
+    kind: 'SeccompNodeReport',
+    listKind: 'SeccompNodeReportList',
+    plural: 'seccompnodereports',
+    singular: 'seccompnodereport',
+    shortNames: ['snr'],
+    categories: ['security'],
+  });
+  t.equal(crd.spec.scope, 'Cluster');
+  t.equal(v.subresources, undefined, 'no status subresource: the agent applies the whole report');
+  t.same(
+    v.additionalPrinterColumns.map((col) => [col.name, col.type, col.jsonPath]),
+    [
+      ['Applied', 'string', '.appliedRevision'],
+      ['Installed', 'integer', '.installed'],
+      ['Failed', 'integer', '.failedCount'],
+      ['InUse', 'integer', '.inUseCount'],
+      ['Age', 'date', '.metadata.creationTimestamp'],
+    ],
+  );
+  const schema = v.schema.openAPIV3Schema;
+  t.same(schema.required, ['nodeName', 'appliedRevision']);
+  t.same(Object.keys(schema.properties), [
+    'apiVersion',
+    'kind',
+    'metadata',
+    'nodeName',
+    'appliedRevision',
+    'installed',
+    'failedCount',
+    'inUseCount',
+    'failed',
+    'inUse',
+  ]);
+  t.same(undocumented(schema), [], 'every field has a description');
+  const text = renderCrdYaml(c);
+  t.notMatch(text, /additionalProperties: false/, 'structural schema: no additionalProperties false');
+  t.match(text, /x-kubernetes-list-type: atomic/, 'the report lists are replaced whole by each apply');
 });
