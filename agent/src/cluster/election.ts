@@ -258,24 +258,29 @@ export class Election {
     });
   }
 
-  /** Reads the lease (after a conflict); a failure leaves the view as it was. */
+  /**
+   * Reads the lease (after a conflict); a failure leaves the view as it was. A list selected to the
+   * one name, since the role grants list and watch, not get.
+   */
   async #refresh(): Promise<void> {
     try {
-      const l = await this.#o.api.request<RawLease>({
+      const found = await this.#o.api.request<{ items?: RawLease[] }>({
         method: 'GET',
-        path: `${this.#path}/${AGGREGATOR_LEASE}`,
+        path: this.#path,
+        query: { fieldSelector: `metadata.name=${AGGREGATOR_LEASE}` },
         timeoutMs: 10_000,
       });
+      const l = found.items?.[0];
+      if (l === undefined) {
+        this.#lease = undefined;
+        return;
+      }
       const changed =
         l.spec?.holderIdentity !== this.#lease?.spec?.holderIdentity ||
         l.spec?.renewTime !== this.#lease?.spec?.renewTime;
       this.#lease = l;
       if (changed) this.#observedAt = this.#o.clock.now();
     } catch (e: unknown) {
-      if (isKubeApiError(e) && e.status === 404) {
-        this.#lease = undefined;
-        return;
-      }
       this.#o.log.debug({ err: messageOf(e) }, 'could not read the aggregator lease');
     }
   }
