@@ -31,8 +31,8 @@ function stats(a: NodeAgent): ClusterStats {
     node: a.d.nodeName,
     ready: why === undefined,
     readyReason: why ?? 'first sync done: every valid profile is on disk, the Lease and the report are written',
-    profiles: a.profiles.size,
-    podsOnNode: a.pods.size,
+    profiles: a.informers.profiles.size,
+    podsOnNode: a.informers.pods.size,
     plans: a.plan.counters.plans,
     filesWritten: a.plan.counters.filesWritten,
     filesRemoved: a.plan.counters.filesRemoved,
@@ -49,9 +49,9 @@ function stats(a: NodeAgent): ClusterStats {
     },
     events: { ...a.events.stats },
     informers: {
-      seccompprofiles: { ...a.profiles.stats },
-      pods: { ...a.pods.stats },
-      'aggregator-lease': { ...a.electionWatch.stats },
+      seccompprofiles: { ...a.informers.profiles.stats },
+      pods: { ...a.informers.pods.stats },
+      'aggregator-lease': { ...a.informers.electionLease.stats },
       ...a.leadership?.stats(),
     },
     requests: { ...a.d.client.stats },
@@ -80,7 +80,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     podIndex: a.podIndex,
     stats: () => stats(a),
     restartWatches: () => {
-      for (const r of [a.profiles, a.pods, a.electionWatch]) r.restartWatch();
+      for (const r of Object.values(a.informers)) r.restartWatch();
       a.leadership?.restartWatches();
     },
     stop: () => a.stop(),

@@ -14,12 +14,54 @@ import { messageOf } from '../../../shared/errors.js';
 import { REPORT_GROUP, REPORT_KIND, REPORT_PLURAL, REPORT_VERSION } from '../../../shared/profile/enums.js';
 import type { NodeReportBody } from '../../../shared/profile/schema.js';
 import { sameNodeReport } from '../../../shared/profile/schema-equal.js';
+import { Reasons } from '../../../shared/profile/status.js';
+import type { ProfileReport } from '../profiles/reconciler.js';
 import { isKubeApiError } from '../kube/client.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { APPLY_PATCH, type KubeApi } from './kube-api.js';
 
 export const REPORTS_PATH = `/apis/${REPORT_GROUP}/${REPORT_VERSION}/${REPORT_PLURAL}`;
 export const REPORT_FIELD_MANAGER = 'seccomp-agent';
+
+/** Failure messages in a report are cut here: the report is for kubectl, the Events carry the rest. */
+const MAX_MESSAGE = 1024;
+
+export interface ReportInput {
+  node: string;
+  /** The plan's watermark (NaN before the first plan). */
+  appliedRevision: number;
+  reports: ReadonlyMap<string, ProfileReport>;
+  /** The generation the plan saw, and whether validation refused it, by key. */
+  verdict: (key: string) => { generation: number; invalid: string | undefined } | undefined;
+  /** Profile keys pods on this node use, and the pods. */
+  inUse: readonly { profile: string; pods: string[] }[];
+}
+
+/** The report body: counts, failures and uses only; nothing per profile installed cleanly. */
+export function buildReport(i: ReportInput): NodeReportBody {
+  const failed: NodeReportBody['failed'] = [];
+  let installed = 0;
+  for (const [key, r] of i.reports) {
+    if (r.state === 'Installed') installed++;
+    if (r.state !== 'Error') continue;
+    const v = i.verdict(key);
+    failed.push({
+      profile: key,
+      generation: v?.generation ?? 0,
+      reason: v?.invalid !== undefined ? Reasons.ProfileInvalid : Reasons.InstallFailed,
+      message: (r.message ?? 'failed').slice(0, MAX_MESSAGE),
+    });
+  }
+  return {
+    nodeName: i.node,
+    appliedRevision: Number.isFinite(i.appliedRevision) ? String(i.appliedRevision) : '0',
+    installed,
+    failedCount: failed.length,
+    inUseCount: i.inUse.length,
+    failed: failed.sort((a, b) => a.profile.localeCompare(b.profile)),
+    inUse: [...i.inUse],
+  };
+}
 
 export interface NodeReportDeps {
   api: KubeApi;

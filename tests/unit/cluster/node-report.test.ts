@@ -3,7 +3,13 @@
 import t from 'tap';
 import { pino } from 'pino';
 import { APPLY_PATCH } from '../../../agent/src/cluster/kube-api.js';
-import { NodeReportWriter, REPORT_FIELD_MANAGER, REPORTS_PATH } from '../../../agent/src/cluster/node-report.js';
+import {
+  buildReport,
+  NodeReportWriter,
+  REPORT_FIELD_MANAGER,
+  REPORTS_PATH,
+} from '../../../agent/src/cluster/node-report.js';
+import type { ProfileReport } from '../../../agent/src/profiles/reconciler.js';
 import { REPORT_GROUP, REPORT_KIND, REPORT_VERSION } from '../../../shared/profile/enums.js';
 import type { NodeReportBody } from '../../../shared/profile/schema.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
@@ -236,4 +242,66 @@ t.test('stop: no write after it', async (t) => {
   w.update(true);
   await clock.advance(1000);
   t.equal(writes().length, 1);
+});
+
+t.test('the body: counts, failures and uses only, nothing per profile installed cleanly', async (t) => {
+  const rep = (name: string, state: ProfileReport['state'], message?: string): [string, ProfileReport] => [
+    `ns/${name}`,
+    {
+      namespace: 'ns',
+      name,
+      state,
+      path: `/k/seccomp/operator/ns/${name}.json`,
+      localhostProfile: `operator/ns/${name}.json`,
+      warnings: [],
+      bases: [],
+      ...(message === undefined ? {} : { message }),
+    },
+  ];
+  const reports = new Map([
+    rep('a', 'Installed'),
+    rep('b', 'Installed'),
+    rep('z-bad', 'Error', 'spec.syscalls[0].names[0]: "x" is not a syscall'),
+    rep('io', 'Error', 'x'.repeat(5000)),
+    rep('off', 'Disabled'),
+  ]);
+  const verdicts = new Map([
+    ['ns/z-bad', { generation: 3, invalid: 'refused' }],
+    ['ns/io', { generation: 1, invalid: undefined }],
+  ]);
+  const body = buildReport({
+    node: NODE,
+    appliedRevision: 42,
+    reports,
+    verdict: (k) => verdicts.get(k),
+    inUse: [{ profile: 'ns/a', pods: ['ns/p1'] }],
+  });
+  t.match(body, {
+    nodeName: NODE,
+    appliedRevision: '42',
+    installed: 2,
+    failedCount: 2,
+    inUseCount: 1,
+    inUse: [{ profile: 'ns/a', pods: ['ns/p1'] }],
+  });
+  t.same(
+    body.failed.map((f) => [f.profile, f.generation, f.reason]),
+    [
+      ['ns/io', 1, 'InstallFailed'],
+      ['ns/z-bad', 3, 'ProfileInvalid'],
+    ],
+    'failures sorted, with the generation and the reason',
+  );
+  t.equal(body.failed[0]?.message.length, 1024, 'a long message is cut');
+  t.equal(
+    buildReport({ node: NODE, appliedRevision: NaN, reports: new Map(), verdict: () => undefined, inUse: [] })
+      .appliedRevision,
+    '0',
+    'before the first plan the watermark is 0',
+  );
+  const many = new Map(Array.from({ length: 500 }, (_v, i) => rep(`p${i}`, 'Installed')));
+  const size = (r: Map<string, ProfileReport>): number =>
+    JSON.stringify(buildReport({ node: NODE, appliedRevision: 9, reports: r, verdict: () => undefined, inUse: [] }))
+      .length;
+  t.equal(size(many) - size(new Map([rep('one', 'Installed')])), 2, 'only the count grows: "500" for "1"');
 });
