@@ -21,7 +21,21 @@ import { KeyedQueue } from './status-queue.js';
 
 export const AGGREGATOR_FIELD_MANAGER = 'seccomp-agent-aggregator';
 
+/** What the aggregators of this agent wrote, over all its terms. */
+export interface AggregatorCounters {
+  statusWrites: number;
+  writesByProfile: Map<string, number>;
+  finalizerPatches: number;
+}
+
+export const newAggregatorCounters = (): AggregatorCounters => ({
+  statusWrites: 0,
+  writesByProfile: new Map(),
+  finalizerPatches: 0,
+});
+
 export interface AggregatorDeps {
+  counters: AggregatorCounters;
   api: KubeApi;
   clock: Clock;
   log: Logger;
@@ -54,12 +68,10 @@ export class Aggregator {
   /** When this aggregator first saw each profile's current spec. */
   readonly #firstSeen = new Map<string, { fingerprint: string; at: number }>();
   #started = false;
-  statusWrites = 0;
-  readonly writesByProfile = new Map<string, number>();
 
   constructor(d: AggregatorDeps) {
     this.#d = d;
-    this.#guard = new DeletionGuard(d.api, d.log, d.offer);
+    this.#guard = new DeletionGuard(d.api, d.log, d.offer, () => d.counters.finalizerPatches++);
     this.#queue = new KeyedQueue({
       clock: d.clock,
       concurrency: d.concurrency,
@@ -73,10 +85,6 @@ export class Aggregator {
         return true;
       },
     });
-  }
-
-  get finalizerPatches(): number {
-    return this.#guard.patches;
   }
 
   get reportCount(): number {
@@ -193,8 +201,9 @@ export class Aggregator {
       },
       contentType: APPLY_PATCH,
     });
-    this.statusWrites++;
-    this.writesByProfile.set(key, (this.writesByProfile.get(key) ?? 0) + 1);
+    const c = this.#d.counters;
+    c.statusWrites++;
+    c.writesByProfile.set(key, (c.writesByProfile.get(key) ?? 0) + 1);
     this.#d.offer(res);
     return true;
   }

@@ -16,12 +16,13 @@ export class DeletionGuard {
   readonly #api: KubeApi;
   readonly #log: Logger;
   readonly #offer: (raw: Record<string, unknown>) => void;
-  patches = 0;
+  readonly #counted: () => void;
 
-  constructor(api: KubeApi, log: Logger, offer: (raw: Record<string, unknown>) => void) {
+  constructor(api: KubeApi, log: Logger, offer: (raw: Record<string, unknown>) => void, counted: () => void) {
     this.#api = api;
     this.#log = log;
     this.#offer = offer;
+    this.#counted = counted;
   }
 
   /**
@@ -64,7 +65,7 @@ export class DeletionGuard {
         body: ops,
         contentType: JSON_PATCH,
       });
-      this.patches++;
+      this.#counted();
       this.#offer(res);
       return true;
     } catch (e: unknown) {

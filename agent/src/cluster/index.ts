@@ -41,9 +41,9 @@ function stats(a: NodeAgent): ClusterStats {
     aggregator: {
       leading: a.election.leading,
       terms: a.terms,
-      statusWrites: agg?.statusWrites ?? 0,
-      statusWritesByProfile: Object.fromEntries(agg?.writesByProfile ?? []),
-      finalizerPatches: agg?.finalizerPatches ?? 0,
+      statusWrites: a.aggregated.statusWrites,
+      statusWritesByProfile: Object.fromEntries(a.aggregated.writesByProfile),
+      finalizerPatches: a.aggregated.finalizerPatches,
       reports: agg?.reportCount ?? 0,
       liveNodes: [...(agg?.liveNodes ?? [])],
     },

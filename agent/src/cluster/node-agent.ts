@@ -9,6 +9,7 @@ import { LeaseKeeper } from '../kube/lease.js';
 import { PodIndex } from '../kube/pods.js';
 import { PROFILE_GID, PROFILE_UID } from '../standalone.js';
 import { systemClock, type Clock } from './clock.js';
+import { newAggregatorCounters } from './aggregator.js';
 import { Election } from './election.js';
 import { nodeInformers, type NodeInformers } from './informers.js';
 import { Leadership } from './leadership.js';
@@ -25,6 +26,7 @@ export class NodeAgent {
   readonly log: Logger;
   readonly podIndex = new PodIndex();
   readonly specRevs = new SpecRevisions();
+  readonly aggregated = newAggregatorCounters();
   readonly events: EventRecorder;
   readonly lease: LeaseKeeper;
   readonly informers: NodeInformers;
@@ -114,6 +116,7 @@ export class NodeAgent {
       ...{ client: this.d.client, node: this.d.nodeName, namespace: this.d.namespace, timing: { ...t } },
       ...{ random, log: this.log },
       aggregator: {
+        counters: this.aggregated,
         clock: this.clock,
         profile: (key) => profiles.get(key),
         profileKeys: () => profiles.keys(),

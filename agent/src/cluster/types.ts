@@ -71,7 +71,7 @@ export interface ClusterDeps {
 
 export interface AggregatorStats {
   leading: boolean;
-  /** Times this agent became the aggregator. */
+  /** Times this agent became the aggregator; the write counters add up over all its terms. */
   terms: number;
   statusWrites: number;
   statusWritesByProfile: Record<string, number>;

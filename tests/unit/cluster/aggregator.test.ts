@@ -2,7 +2,7 @@
 // from the live nodes' reports, the in-use finalizer it holds, and how few writes it makes.
 import t from 'tap';
 import { pino } from 'pino';
-import { AGGREGATOR_FIELD_MANAGER, Aggregator } from '../../../agent/src/cluster/aggregator.js';
+import { AGGREGATOR_FIELD_MANAGER, Aggregator, newAggregatorCounters } from '../../../agent/src/cluster/aggregator.js';
 import { APPLY_PATCH, JSON_PATCH } from '../../../agent/src/cluster/kube-api.js';
 import type { Verdict } from '../../../agent/src/cluster/plan-loop.js';
 import { IN_USE_FINALIZER, profileObj, profilePath, type ProfileObj } from '../../../agent/src/cluster/profile-obj.js';
@@ -101,6 +101,7 @@ class World {
 
   constructor(pendingGraceMs = 0) {
     this.agg = new Aggregator({
+      counters: newAggregatorCounters(),
       api: this.api,
       clock: this.clock,
       log: pino({ level: 'silent' }),
