@@ -682,7 +682,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     watchdogMs: t.watchdogMs,
     backoffInitialMs: t.backoffInitialMs,
     backoffMaxMs: t.backoffMaxMs,
-    unreachableBackoffMaxMs: t.unreachableBackoffMaxMs,
+    shortBackoffMaxMs: t.shortBackoffMaxMs,
     pageSize: t.pageSize,
   };
   const informerLog = log.child({ component: 'informer' });
