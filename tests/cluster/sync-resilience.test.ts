@@ -34,7 +34,7 @@ const link = await startDelayProxy(t, cp);
 const backoff = {
   backoffInitialMs: DEFAULT_TIMING.backoffInitialMs,
   backoffMaxMs: DEFAULT_TIMING.backoffMaxMs,
-  unreachableBackoffMaxMs: DEFAULT_TIMING.unreachableBackoffMaxMs,
+  shortBackoffMaxMs: DEFAULT_TIMING.shortBackoffMaxMs,
 };
 const agents: AgentProc[] = await Promise.all([
   startAgent(t, { node: 'node-1', kubeconfig: cp.kubeconfig, timing: backoff }),

@@ -15,12 +15,24 @@ export class KubeApiError extends Error {
   readonly status: number;
   /** The Status object's reason (`NotFound`, `Conflict`, `Expired`, ...), when there is one. */
   readonly reason: string | undefined;
+  /**
+   * When the server said to come back (its `Retry-After` header, else the Status's
+   * `details.retryAfterSeconds`), in milliseconds from when the answer arrived; undefined when it
+   * did not say.
+   */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(message: string, status: number, reason?: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(
+    message: string,
+    status: number,
+    reason?: string,
+    options?: { cause?: unknown; retryAfterMs?: number | undefined },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KubeApiError';
     this.status = status;
     this.reason = reason;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 
@@ -64,16 +76,49 @@ function buildUrl(server: string, path: string, query: KubeRequest['query']): UR
   return url;
 }
 
-function statusOf(body: string): { message?: string; reason?: string } {
+interface StatusFields {
+  message?: string;
+  reason?: string;
+  retryAfterSeconds?: number;
+}
+
+function statusOf(body: string): StatusFields {
   try {
-    const s = JSON.parse(body) as { message?: unknown; reason?: unknown };
+    const s = JSON.parse(body) as { message?: unknown; reason?: unknown; details?: { retryAfterSeconds?: unknown } };
+    const retry = s.details?.retryAfterSeconds;
     return {
       ...(typeof s.message === 'string' ? { message: s.message } : {}),
       ...(typeof s.reason === 'string' ? { reason: s.reason } : {}),
+      ...(typeof retry === 'number' && Number.isFinite(retry) && retry >= 0 ? { retryAfterSeconds: retry } : {}),
     };
   } catch {
     return {};
   }
+}
+
+/**
+ * A `Retry-After` header (delay-seconds or an HTTP-date, RFC 9110 10.2.3) in milliseconds from
+ * `now`, else the Status's `retryAfterSeconds`; undefined when neither says.
+ */
+export function retryAfterMs(
+  header: string | string[] | undefined,
+  s: { retryAfterSeconds?: number },
+  now: number,
+): number | undefined {
+  const h = (Array.isArray(header) ? header[0] : header)?.trim();
+  if (h !== undefined && h !== '') {
+    if (/^\d+$/.test(h)) return Number(h) * 1000;
+    const at = Date.parse(h);
+    if (Number.isFinite(at)) return Math.max(0, at - now);
+  }
+  return s.retryAfterSeconds === undefined ? undefined : s.retryAfterSeconds * 1000;
+}
+
+/** The error for a non-2xx answer, with the Status's reason and the server's Retry-After. */
+function answerError(message: string, res: IncomingMessage, s: StatusFields): KubeApiError {
+  return new KubeApiError(message, res.statusCode ?? 0, s.reason, {
+    retryAfterMs: retryAfterMs(res.headers['retry-after'], s, Date.now()),
+  });
 }
 
 /** A token file is re-read at most this often (kubelet rotates projected tokens well before expiry). */
@@ -176,13 +221,7 @@ export class KubeClient {
               return;
             }
             const s = statusOf(body);
-            reject(
-              new KubeApiError(
-                `${req.method} ${req.path}: ${status} ${s.message ?? body.slice(0, 200)}`,
-                status,
-                s.reason,
-              ),
-            );
+            reject(answerError(`${req.method} ${req.path}: ${status} ${s.message ?? body.slice(0, 200)}`, res, s));
           });
         });
         r.setTimeout(timeoutMs, () => r.destroy(new Error(`no answer within ${timeoutMs} ms`)));
@@ -223,7 +262,7 @@ export class KubeClient {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const s = statusOf(Buffer.concat(chunks).toString('utf8'));
-            reject(new KubeApiError(`watch ${path}: ${status} ${s.message ?? ''}`, status, s.reason));
+            reject(answerError(`watch ${path}: ${status} ${s.message ?? ''}`, res, s));
           });
           res.on('error', reject);
           return;

@@ -5,7 +5,8 @@
  *
  * - a 410 Gone (or an ERROR event with code 410) relists; nothing else does;
  * - any other failure restarts the watch from the last resourceVersion after a capped, jittered
- *   backoff, forever, until stop();
+ *   backoff (./retry.ts: short while the server is down or says it will serve soon, long while it
+ *   answers with other errors), forever, until stop();
  * - a watchdog aborts a watch that has been silent for too long (a cut connection that never says
  *   so) and restarts it; the server is asked for bookmarks and a timeout shorter than the watchdog,
  *   so a healthy watch is never silent that long;
@@ -15,23 +16,18 @@
 import type { Logger } from 'pino';
 import { messageOf } from '../../../shared/errors.js';
 import { isKubeApiError, type KubeClient, type WatchEvent } from './client.js';
+import { Backoff, type BackoffTiming } from './retry.js';
 
-/** The timing knobs; the defaults suit a real cluster, tests shorten them. */
-export interface ReflectorTiming {
+/**
+ * The timing knobs; the defaults suit a real cluster, tests shorten them. The backoff ones
+ * (./retry.ts): 0.5 s doubling to 15 s for a server that answers with an error; to 4 s while it
+ * cannot be reached, or says it will serve soon (503; 429 or 5xx with Retry-After).
+ */
+export interface ReflectorTiming extends BackoffTiming {
   /** Server-side watch timeout, randomised between this and twice this. Default 300 s. */
   watchTimeoutSeconds: number;
   /** A watch with no byte for this long is aborted and restarted. Default: twice the max timeout. */
   watchdogMs: number;
-  /** First retry delay after a failure; doubles up to `backoffMaxMs`. */
-  backoffInitialMs: number;
-  backoffMaxMs: number;
-  /**
-   * The cap instead of `backoffMaxMs` while the API server cannot be reached at all (connection
-   * refused, reset, timed out: no HTTP answer). Such a retry costs a server that is down nothing,
-   * and the first one after it is back is what decides how soon the node converges; an API server
-   * that answers with an error (429, 5xx) is busy, and gets the long cap.
-   */
-  unreachableBackoffMaxMs: number;
   /** Page size of the list. */
   pageSize: number;
 }
@@ -41,12 +37,9 @@ export const DEFAULT_TIMING: ReflectorTiming = {
   watchdogMs: 660_000,
   backoffInitialMs: 500,
   backoffMaxMs: 15_000,
-  unreachableBackoffMaxMs: 4_000,
+  shortBackoffMaxMs: 4_000,
   pageSize: 500,
 };
-
-/** Whether a failure came with an HTTP answer (status 0 is a transport failure: no answer at all). */
-const answered = (e: unknown): boolean => isKubeApiError(e) && e.status !== 0;
 
 export type ChangeType = 'add' | 'update' | 'delete';
 
@@ -203,25 +196,23 @@ export class Reflector<T> {
     this.#abortWatch?.();
   }
 
-  #backoff(attempt: number, maxMs = this.#t.backoffMaxMs): number {
-    const cap = Math.min(maxMs, this.#t.backoffInitialMs * 2 ** Math.min(attempt, 20));
-    return Math.round(cap / 2 + (cap / 2) * this.#random());
-  }
-
   async #run(): Promise<void> {
-    let failures = 0;
+    const backoff = new Backoff(this.#t, this.#random);
     while (!this.#state.stopped) {
       try {
-        if (this.#rv === '') await this.#list();
+        if (this.#rv === '') {
+          await this.#list();
+          backoff.reset();
+        }
         const outcome = await this.#watchOnce();
         if (outcome === 'gone') {
           this.stats.relistsOn410++;
           this.#o.log.info({ informer: this.#o.name }, 'resourceVersion too old (410): relisting');
           this.#rv = '';
-          failures = 0;
+          backoff.reset();
           continue;
         }
-        if (outcome === 'progress') failures = 0;
+        if (outcome === 'progress') backoff.reset();
         if (outcome === 'watchdog') {
           this.stats.watchdogRestarts++;
           this.#o.log.warn(
@@ -233,7 +224,7 @@ export class Reflector<T> {
         this.stats.watchRestarts++;
         if (outcome === 'progress' || outcome === 'closed') continue;
         // 'empty': the server closed at once without an event; back off a little anyway
-        await sleep(this.#backoff(failures++), this.#state);
+        await sleep(backoff.nextEmpty(), this.#state);
       } catch (e: unknown) {
         if (this.#state.stopped) break;
         this.stats.failures++;
@@ -242,16 +233,12 @@ export class Reflector<T> {
           this.#rv = '';
           continue;
         }
-        // No HTTP answer at all: the server is down or out of reach, not busy.
-        const delay = this.#backoff(
-          failures++,
-          answered(e) ? this.#t.backoffMaxMs : Math.min(this.#t.backoffMaxMs, this.#t.unreachableBackoffMaxMs),
-        );
+        const { delayMs, kind } = backoff.next(e);
         this.#o.log.warn(
-          { informer: this.#o.name, err: messageOf(e), retryInMs: delay },
+          { informer: this.#o.name, err: messageOf(e), failure: kind, retryInMs: delayMs },
           'list/watch failed; the cache is kept, retrying',
         );
-        await sleep(delay, this.#state);
+        await sleep(delayMs, this.#state);
       }
     }
   }
