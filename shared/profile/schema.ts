@@ -166,7 +166,7 @@ export const StatusSchema = Type.Object(
       }),
     ),
   },
-  { description: 'What the elected aggregator reports about the profile, from the nodes\' reports.' },
+  { description: "What the elected aggregator reports about the profile, from the nodes' reports." },
 );
 
 export type Arg = Static<typeof ArgSchema>;
