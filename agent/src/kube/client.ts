@@ -202,7 +202,20 @@ export class KubeClient {
     const opts = await this.#options(req.method, headers);
     const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     try {
-      return await new Promise<T>((resolve, reject) => {
+      return await new Promise<T>((resolveAnswer, rejectAnswer) => {
+        // A deadline for the whole request. The socket's own timeout below only starts once a
+        // socket is connected and restarts with every byte: a request queued for a socket, or an
+        // answer that trickles, never ended (agents whose Lease renewal hung so stopped renewing
+        // for good on an overloaded API server).
+        const deadline = setTimeout(() => r.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        const resolve = (v: T): void => {
+          clearTimeout(deadline);
+          resolveAnswer(v);
+        };
+        const reject = (e: unknown): void => {
+          clearTimeout(deadline);
+          rejectAnswer(e);
+        };
         const r = this.#request(url, opts, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

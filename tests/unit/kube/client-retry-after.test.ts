@@ -73,3 +73,27 @@ t.test('an answer that says nothing of retrying carries no retryAfterMs', async 
   );
   t.ok(isKubeApiError(e) && e.status === 500 && e.retryAfterMs === undefined, 'status 500, no retryAfterMs');
 });
+
+t.test('a request has one deadline, also when the answer trickles in', async (t) => {
+  // Headers at once, then a byte every 50 ms forever: the socket is never idle for the timeout.
+  const timers: NodeJS.Timeout[] = [];
+  const s = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"items":[');
+    timers.push(setInterval(() => res.write(' '), 50));
+  });
+  const port = await listen(s);
+  t.teardown(() => {
+    for (const x of timers) clearInterval(x);
+    s.closeAllConnections();
+    s.close();
+  });
+  const c = new KubeClient({ server: `http://127.0.0.1:${port}`, insecureSkipTlsVerify: false });
+  t.teardown(() => c.close());
+  const e: unknown = await c.request({ method: 'GET', path: '/api/v1/pods', timeoutMs: 300 }).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  t.ok(isKubeApiError(e), 'the request failed');
+  t.match(String(e), /no answer within 300 ms/, 'with the deadline as the reason');
+});
