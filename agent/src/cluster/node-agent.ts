@@ -149,9 +149,11 @@ export class NodeAgent {
     else this.specRevs.seen(cur, this.profiles.versionOf(key), !this.profiles.synced);
     if (cur?.fingerprint !== old?.fingerprint) this.plan.schedule();
     else this.plan.quietEvent(this.profiles.versionOf(key));
-    // An aggregator asks for a revision above our last report, and our files have reached it.
+    // An aggregator asks for a revision above our last report (or the one being written: an
+    // aggregator's Pending status often lands while the report of the same change is in flight),
+    // and our files have reached it.
     const asked = revision(cur?.status?.specRevision);
-    if (asked > this.report.writtenRevision && this.plan.appliedRevision >= asked) this.report.update(true);
+    if (asked > this.report.coveredRevision && this.plan.appliedRevision >= asked) this.report.update(true);
     this.leadership?.aggregator.touch(key);
   }
 
