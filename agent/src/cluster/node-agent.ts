@@ -102,9 +102,11 @@ export class NodeAgent {
     else this.specRevs.seen(cur, profiles.versionOf(key), !profiles.synced);
     if (cur?.fingerprint !== old?.fingerprint) this.plan.schedule();
     else this.plan.quietEvent(profiles.versionOf(key));
-    // An aggregator asks for a revision above our last report, and our files have reached it.
+    // An aggregator asks for a revision above our last report (or the one being written: an
+    // aggregator's Pending status often lands while the report of the same change is in flight),
+    // and our files have reached it.
     const asked = revision(cur?.status?.specRevision);
-    if (asked > this.report.writtenRevision && this.plan.appliedRevision >= asked) this.report.update(true);
+    if (asked > this.report.coveredRevision && this.plan.appliedRevision >= asked) this.report.update(true);
     this.leadership?.aggregator.touch(key);
   }
 

@@ -78,6 +78,8 @@ export class NodeReportWriter {
   readonly #d: NodeReportDeps;
   #written: NodeReportBody | undefined;
   #writtenRevision = NaN;
+  /** The watermark of the write in flight (NaN when none is). */
+  #inFlightRevision = NaN;
   #wanted = false;
   #timer: TimerHandle | undefined;
   #writing: Promise<void> | undefined;
@@ -96,6 +98,17 @@ export class NodeReportWriter {
   /** The watermark of the last report written (NaN before the first). */
   get writtenRevision(): number {
     return this.#writtenRevision;
+  }
+
+  /**
+   * The watermark of the last report written or of the one being written, whichever is higher
+   * (NaN before the first). An ask for a revision this covers needs no write of its own: the write
+   * in flight already carries it, and should it fail the retry carries a watermark at least as high.
+   */
+  get coveredRevision(): number {
+    const w = this.#writtenRevision;
+    const f = this.#inFlightRevision;
+    return Number.isNaN(f) ? w : Number.isNaN(w) ? f : Math.max(w, f);
   }
 
   /**
@@ -146,6 +159,18 @@ export class NodeReportWriter {
   async #write(): Promise<void> {
     const body = this.#d.build();
     this.#lastWrite = this.#d.clock.now();
+    this.#inFlightRevision = Number(body.appliedRevision);
+    try {
+      await this.#apply(body);
+    } finally {
+      this.#inFlightRevision = NaN;
+    }
+    this.writes++;
+    this.#written = body;
+    this.#writtenRevision = Number(body.appliedRevision);
+  }
+
+  async #apply(body: NodeReportBody): Promise<void> {
     const owner = await this.#ownerRef();
     await this.#d.api.request({
       method: 'PATCH',
@@ -165,9 +190,6 @@ export class NodeReportWriter {
       contentType: APPLY_PATCH,
       timeoutMs: 10_000,
     });
-    this.writes++;
-    this.#written = body;
-    this.#writtenRevision = Number(body.appliedRevision);
   }
 
   /**

@@ -2,6 +2,9 @@
  * Kubernetes Events (events.k8s.io/v1) on a profile, one per node and happening: installed,
  * refused, removed, kept for pods in use. Events are best effort: a token bucket keeps a burst (the
  * first sync of thousands of profiles) from flooding the API server; what it drops is counted.
+ * At most MAX_IN_FLIGHT are sent at once, the rest wait in order (at most a burst of them): a burst
+ * sent all at once opened one kept-alive connection per event up to the client's socket cap (32),
+ * and kept them, so every node held ~32 idle connections to the API server after its first sync.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -23,6 +26,9 @@ export interface EventStats {
   failed: number;
 }
 
+/** Events sent at once; the others queue behind them, at most a burst of them (then dropped). */
+const MAX_IN_FLIGHT = 2;
+
 export class EventRecorder {
   readonly #client: KubeClient;
   readonly #node: string;
@@ -31,6 +37,8 @@ export class EventRecorder {
   readonly #burst: number;
   #tokens: number;
   #last = Date.now();
+  readonly #queue: { path: string; body: unknown; reason: string }[] = [];
+  #inFlight = 0;
   readonly stats: EventStats = { sent: 0, dropped: 0, failed: 0 };
 
   constructor(client: KubeClient, node: string, log: Logger, perSecond = 5, burst = 50) {
@@ -53,7 +61,7 @@ export class EventRecorder {
 
   /** Records one event; never throws, never waits for the API server. */
   record(target: EventTarget, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void {
-    if (!this.#take()) {
+    if (this.#queue.length >= this.#burst || !this.#take()) {
       this.stats.dropped++;
       return;
     }
@@ -76,19 +84,30 @@ export class EventRecorder {
         ...(target.uid === '' ? {} : { uid: target.uid }),
       },
     };
-    this.#client
-      .request({
-        method: 'POST',
-        path: `/apis/events.k8s.io/v1/namespaces/${target.namespace}/events`,
-        body,
-        timeoutMs: 10_000,
-      })
-      .then(
-        () => this.stats.sent++,
-        (e: unknown) => {
-          this.stats.failed++;
-          if (this.stats.failed <= 3) this.#log.warn({ err: messageOf(e), reason }, 'could not record an event');
-        },
-      );
+    this.#queue.push({ path: `/apis/events.k8s.io/v1/namespaces/${target.namespace}/events`, body, reason });
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#inFlight < MAX_IN_FLIGHT) {
+      const e = this.#queue.shift();
+      if (e === undefined) return;
+      this.#inFlight++;
+      this.#client
+        .request({ method: 'POST', path: e.path, body: e.body, timeoutMs: 10_000 })
+        .then(
+          () => this.stats.sent++,
+          (err: unknown) => {
+            this.stats.failed++;
+            if (this.stats.failed <= 3) {
+              this.#log.warn({ err: messageOf(err), reason: e.reason }, 'could not record an event');
+            }
+          },
+        )
+        .finally(() => {
+          this.#inFlight--;
+          this.#pump();
+        });
+    }
   }
 }
