@@ -226,12 +226,30 @@ export function pipelineGauges(p: EventPipeline): PipelineGauges {
 /** Options of {@link metricsRoutes}. */
 export interface MetricsRoutesOptions {
   readonly registry: Registry;
+  /**
+   * How long one rendering is served (default 1000 ms): rendering every series costs far more than
+   * sending it, and scrapers come every 15 s or so. 0 renders every request.
+   */
+  readonly maxAgeMs?: number;
+  readonly now?: () => number;
 }
 
 /** `GET /metrics` in the Prometheus text format. */
 export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, opts) => {
+  const maxAge = opts.maxAgeMs ?? 1000;
+  const now = opts.now ?? Date.now;
+  let cached: { at: number; body: Promise<Buffer> } | undefined;
   app.get('/metrics', async (_req, reply) => {
-    const body = await opts.registry.metrics();
-    return reply.type(opts.registry.contentType).send(body);
+    const t = now();
+    if (cached === undefined || t - cached.at >= maxAge || t < cached.at) {
+      // Concurrent scrapes share one rendering (the promise), a failed one is not kept.
+      const body = opts.registry.metrics().then((text) => Buffer.from(text));
+      const entry = { at: t, body };
+      cached = entry;
+      body.catch(() => {
+        if (cached === entry) cached = undefined;
+      });
+    }
+    return reply.type(opts.registry.contentType).send(await cached.body);
   });
 };
