@@ -10,7 +10,7 @@ import { agentError, messageOf } from '../../shared/errors.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
 import { startCluster } from './cluster/index.js';
 import { parseConfig, usage, type Config } from './config.js';
-import { startEventPipeline, type EventPipeline } from './events/pipeline.js';
+import { createEventPipeline, type EventPipeline, type PendingEventPipeline } from './events/pipeline.js';
 import type { PodIndex } from './events/pod-index.js';
 import { eventsRoutes } from './http/events-routes.js';
 import { createMetrics, metricsRoutes, pipelineGauges } from './http/metrics.js';
@@ -117,9 +117,12 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
     extensions.push(clusterRoutes({ stats: () => cluster.stats() }));
   }
 
+  // The store exists now and the source opens after listen: a long first read of the audit log
+  // (--audit-from start) must not keep /healthz from answering.
+  let pending: PendingEventPipeline | undefined;
   let events: EventPipeline | undefined;
   if (config.auditSource !== 'none') {
-    events = await startEventPipeline({
+    pending = createEventPipeline({
       node: config.nodeName,
       source: config.auditSource,
       auditLog: config.auditLog,
@@ -130,8 +133,7 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
       metrics: metrics.events,
       ...(podIndex === undefined ? {} : { podIndex }),
     });
-    metrics.setPipelineGauges(pipelineGauges(events));
-    const store = events.store;
+    const store = pending.store;
     extensions.push(async (app) => {
       await app.register(eventsRoutes, { store, node: config.nodeName });
     });
@@ -161,6 +163,10 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
   };
   process.once('SIGTERM', (s) => void shutdown(s));
   process.once('SIGINT', (s) => void shutdown(s));
+  if (pending !== undefined) {
+    events = await pending.start();
+    metrics.setPipelineGauges(pipelineGauges(events));
+  }
   await startProfiles?.();
 }
 
