@@ -3,6 +3,7 @@
 // The check is by modification time, as make does; `tsc -b` would need project references and still
 // re-check a project that has errors anywhere.
 import { spawnSync } from 'node:child_process';
+import process from 'node:process';
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

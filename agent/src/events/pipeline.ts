@@ -235,6 +235,7 @@ async function openSource(
       ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
       ...(deps.now === undefined ? {} : { now: deps.now }),
       onLines: (lines) => ingest.lines(lines),
+      onBytes: (bytes) => ingest.bytes(bytes),
       onEvent: (e) => {
         switch (e.type) {
           case 'rotated':

@@ -210,20 +210,45 @@ function serialOf(auditId: string, prefix: string): number {
   return n <= 0xffffffff ? n : -1;
 }
 
-/** Formats event times, the last one cached (records come in bursts within one millisecond). */
+const DAY_MS = 86_400_000;
+const pad2 = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
+
+/**
+ * Formats event times. The day's `YYYY-MM-DDT` comes from toISOString once a day; the time of day is
+ * arithmetic (the same characters toISOString writes, at a fraction of its cost).
+ */
 export class TimeText {
   private ms = NaN;
   private iso = '';
+  private day = NaN;
+  private dayPrefix = '';
   private idMs = NaN;
   private id = '';
 
-  /** RFC 3339 with milliseconds. */
+  /** RFC 3339 with milliseconds, exactly as Date#toISOString. */
   iso8601(ms: number): string {
     if (ms !== this.ms) {
       this.ms = ms;
-      this.iso = new Date(ms).toISOString();
+      this.iso = this.format(ms);
     }
     return this.iso;
+  }
+
+  private format(ms: number): string {
+    if (!Number.isInteger(ms)) return new Date(ms).toISOString();
+    const inDay = ((ms % DAY_MS) + DAY_MS) % DAY_MS;
+    const day = ms - inDay;
+    if (day !== this.day) {
+      const full = new Date(day).toISOString();
+      this.day = day;
+      this.dayPrefix = full.slice(0, full.length - 13);
+    }
+    const msPart = inDay % 1000;
+    const sec = (inDay - msPart) / 1000;
+    const s = sec % 60;
+    const m = ((sec - s) / 60) % 60;
+    const h = (sec - s - m * 60) / 3600;
+    return `${this.dayPrefix}${pad2(h)}:${pad2(m)}:${pad2(s)}.${msPart < 10 ? '00' : msPart < 100 ? '0' : ''}${msPart}Z`;
   }
 
   /** `<sec>.<ms>` as an audit id starts, for a time with whole milliseconds. */

@@ -7,7 +7,7 @@ import Fastify from 'fastify';
 import t, { type Test } from 'tap';
 import { resolveAuditSyscall } from '../../../shared/syscalls/index.js';
 import { formatCode, parseLine } from '../../../agent/src/events/parse.js';
-import { EventStore, type EventFilter, type SyscallEvent } from '../../../agent/src/events/store.js';
+import { EventStore, TimeText, type EventFilter, type SyscallEvent } from '../../../agent/src/events/store.js';
 import { Interner, keyPart } from '../../../agent/src/events/intern.js';
 import { aggregateJson, eventsRoutes } from '../../../agent/src/http/events-routes.js';
 import { ReferenceStore } from '../../helpers/reference-store.js';
@@ -255,4 +255,13 @@ t.test('cached answers: every write changes them; an unchanged store answers 304
       if (fresh(url) !== '') t.equal(after.body, fresh(url), `${name}: ${url} is what the store says now`);
     }
   }
+});
+
+t.test('event times are written exactly as Date#toISOString writes them', async (t) => {
+  const text = new TimeText();
+  const times = [0, 1, -1, 999, 1000, -1000, -86_400_000, 86_399_999, 8.64e15, -8.64e15, 1_795_867_209_801];
+  times.push(951_782_400_000, 253_402_300_799_999, 253_402_300_800_000, -62_167_219_200_001, 0.5);
+  for (let i = 0; i < 5000; i++) times.push(1_795_867_209_000 + i * 7919, Math.round(Math.sin(i) * 8.64e15));
+  const wrong = times.filter((ms) => text.iso8601(ms) !== new Date(ms).toISOString());
+  t.same(wrong, [], `${times.length} times, leap days, year 10000, negative years`);
 });
