@@ -12,7 +12,6 @@ import { agentError, type AgentError } from '../../../shared/errors.js';
 import { isKnownSyscall } from '../../../shared/syscalls/index.js';
 import { objectNameProblem } from '../../../shared/profile/names.js';
 import type { ContainerAggregate, EventFilter, EventStore, SyscallEvent } from '../events/store.js';
-import { suggestProfile } from '../events/suggest.js';
 import { AnswerCache, etagMatches, type CachedAnswer } from './answer-cache.js';
 
 /** Options of {@link eventsRoutes}. */
@@ -377,6 +376,8 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
       });
       return reply.code(404).send({ statusCode: 404, error: 'Not Found', code: e.code, message: e.message });
     }
+    // Loaded on first use: the YAML writer is not needed to start, nor by most nodes ever.
+    const { suggestProfile } = await import('../events/suggest.js');
     const { profile, yaml } = suggestProfile(aggs, {
       name: q['name'],
       node: opts.node,

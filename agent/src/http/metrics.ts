@@ -123,7 +123,7 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
     registers: [registry],
   });
   const pendingRecords = new Map<string, number>();
-  const records = new Counter({
+  new Counter({
     name: 'seccomp_agent_audit_events_total',
     help: 'Seccomp records ingested, by attribution (pod, container, host, unknown).',
     labelNames: ['attribution'] as const,
