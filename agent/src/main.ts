@@ -8,22 +8,20 @@ import type { FastifyInstance } from 'fastify';
 import { destination, type Logger } from 'pino';
 import { agentError, messageOf } from '../../shared/errors.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
-import { startCluster } from './cluster/index.js';
 import { parseConfig, usage, type Config } from './config.js';
-import { startEventPipeline, type EventPipeline } from './events/pipeline.js';
+import { createEventPipeline, type EventPipeline, type PendingEventPipeline } from './events/pipeline.js';
 import type { PodIndex } from './events/pod-index.js';
 import { eventsRoutes } from './http/events-routes.js';
 import { createMetrics, metricsRoutes, pipelineGauges } from './http/metrics.js';
 import { isLoopback, kubeAuthenticator, type Authenticator } from './http/auth.js';
 import { buildServer, type ServerDeps } from './http/server.js';
-import { KubeClient } from './kube/client.js';
-import { clusterRoutes } from './kube/routes.js';
 import { createLogger } from './logger.js';
 import { realFs } from './profiles/fs.js';
-import { startStandalone, toView, type Standalone } from './standalone.js';
+import type { Standalone } from './standalone.js';
 
 /** `--once`: one sync of the directory, a line per profile, exit 0 only when all were written. */
 async function runOnce(config: Config, profilesDir: string, log: Logger): Promise<number> {
+  const { startStandalone } = await import('./standalone.js');
   const agent = await startStandalone({
     profilesDir,
     kubeletRoot: config.kubeletRoot,
@@ -83,8 +81,9 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
   if (config.profilesDir !== undefined) {
     const profilesDir = config.profilesDir;
     let agent: Standalone | undefined;
+    let toView: typeof import('./standalone.js').toView | undefined;
     profiles = {
-      profiles: () => agent?.reports().map(toView) ?? [],
+      profiles: () => (toView === undefined ? [] : (agent?.reports().map(toView) ?? [])),
       problems: () => agent?.problems() ?? [],
       readiness: () =>
         agent === undefined
@@ -92,7 +91,10 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
           : { ready: true, reason: 'first sync done' },
     };
     startProfiles = async () => {
-      agent = await startStandalone({
+      // The profile path (YAML, schema validation) loads after listen: /healthz does not wait for it.
+      const m = await import('./standalone.js');
+      toView = m.toView;
+      agent = await m.startStandalone({
         ...common,
         profilesDir,
         follow: true,
@@ -101,6 +103,13 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
       stopProfiles = agent.stop;
     };
   } else {
+    // Cluster mode only: none of this is loaded for a directory of profiles.
+    const [{ startCluster }, { KubeClient }, { clusterRoutes }, { toView }] = await Promise.all([
+      import('./cluster/index.js'),
+      import('./kube/client.js'),
+      import('./kube/routes.js'),
+      import('./standalone.js'),
+    ]);
     const client = KubeClient.load(config.kubeconfig);
     if (open) auth = kubeAuthenticator(client);
     // startCluster returns at once: the first lists run behind it, and readiness says when they are done.
@@ -117,9 +126,12 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
     extensions.push(clusterRoutes({ stats: () => cluster.stats() }));
   }
 
+  // The store exists now and the source opens after listen: a long first read of the audit log
+  // (--audit-from start) must not keep /healthz from answering.
+  let pending: PendingEventPipeline | undefined;
   let events: EventPipeline | undefined;
   if (config.auditSource !== 'none') {
-    events = await startEventPipeline({
+    pending = createEventPipeline({
       node: config.nodeName,
       source: config.auditSource,
       auditLog: config.auditLog,
@@ -130,8 +142,7 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
       metrics: metrics.events,
       ...(podIndex === undefined ? {} : { podIndex }),
     });
-    metrics.setPipelineGauges(pipelineGauges(events));
-    const store = events.store;
+    const store = pending.store;
     extensions.push(async (app) => {
       await app.register(eventsRoutes, { store, node: config.nodeName });
     });
@@ -161,6 +172,10 @@ async function runAgent(config: Config, log: Logger): Promise<void> {
   };
   process.once('SIGTERM', (s) => void shutdown(s));
   process.once('SIGINT', (s) => void shutdown(s));
+  if (pending !== undefined) {
+    events = await pending.start();
+    metrics.setPipelineGauges(pipelineGauges(events));
+  }
   await startProfiles?.();
 }
 

@@ -53,6 +53,33 @@ export interface IngestOptions {
   readonly onMalformed?: (line: string, reason: string) => void;
 }
 
+const NL = 0x0a;
+const TYPE = Buffer.from('type=', 'latin1');
+const SUPPRESSED = Buffer.from('kauditd_printk_skb: ', 'latin1');
+const MSG_AUDIT = Buffer.from(' msg=audit(', 'latin1');
+const AUDIT = Buffer.from(' audit(', 'latin1');
+/** Type names parseLine takes for a seccomp record. */
+const SECCOMP_TYPES = ['SECCOMP', '1326', 'UNKNOWN[1326]'].map((t) => Buffer.from(`type=${t} `, 'latin1'));
+
+/** Whether buf[s..e) equals `w` at `at`. */
+function bytesAt(buf: Buffer, at: number, e: number, w: Buffer): boolean {
+  if (at + w.length > e) return false;
+  for (let i = 0; i < w.length; i++) if (buf[at + i] !== w[i]) return false;
+  return true;
+}
+
+/**
+ * auditd's log: a line `type=<T> msg=audit(` (or `type=<T> audit(`) whose T is not a seccomp type
+ * is another record, which parseLine would answer with `other` too. Anything else is parsed.
+ */
+function skippableStrict(buf: Buffer, s: number, e: number): boolean {
+  if (!bytesAt(buf, s, e, TYPE)) return false;
+  const sp = buf.indexOf(0x20, s);
+  if (sp < 0 || sp >= e) return false;
+  for (const t of SECCOMP_TYPES) if (sp + 1 - s === t.length && bytesAt(buf, s, e, t)) return false;
+  return bytesAt(buf, sp, e, MSG_AUDIT) || bytesAt(buf, sp, e, AUDIT);
+}
+
 /** Turns lines into stored events. */
 export class Ingest {
   readonly stats: IngestStats = {
@@ -68,9 +95,8 @@ export class Ingest {
   private readonly parseOpts: ParseOptions;
   private readonly metrics: EventMetricsSink;
   private readonly now: () => number;
-  /** Records come in bursts within one millisecond: format each time once. */
-  private isoFor = NaN;
-  private iso = '';
+  /** `code` as printed, by value: a node sees a handful of distinct ones. */
+  private readonly codes = new Map<number, string>();
 
   constructor(o: IngestOptions) {
     this.o = o;
@@ -85,33 +111,77 @@ export class Ingest {
     this.stats.lines += lines.length;
     this.metrics.linesRead(lines.length);
     let malformed = 0;
-    for (const line of lines) {
-      // Total per line: whatever one line makes go wrong (parse, name, attribute, store, a metric)
-      // costs that line only, never the lines after it in the batch.
-      try {
-        const p = parseLine(line, this.parseOpts);
-        switch (p.kind) {
-          case 'seccomp':
-            this.record(p.record);
-            break;
-          case 'lost':
-            this.lost(p.count, 'suppressed');
-            break;
-          case 'malformed':
-            malformed++;
-            this.reportMalformed(line, p.reason);
-            break;
-          default:
-            break;
-        }
-      } catch (e: unknown) {
-        malformed++;
-        this.reportMalformed(line, `could not be ingested: ${messageOf(e)}`);
+    for (const line of lines) if (!this.line(line)) malformed++;
+    this.counted(malformed);
+  }
+
+  /**
+   * One batch of complete lines as bytes, each with its newline (LineSplitter.pushBytes). A line
+   * that cannot be a seccomp record, a lost-records notice or (strict) malformed is skipped
+   * without being decoded; every other line goes through parseLine as in lines().
+   */
+  bytes(buf: Buffer): void {
+    this.o.attributor.newBatch();
+    const strict = this.parseOpts.strict === true;
+    this.typeAt = -2;
+    this.suppressedAt = -2;
+    let n = 0;
+    let malformed = 0;
+    for (let s = 0; s < buf.length;) {
+      let e = buf.indexOf(NL, s);
+      if (e < 0) e = buf.length;
+      n++;
+      if (strict ? !skippableStrict(buf, s, e) : !this.skippable(buf, s, e)) {
+        if (!this.line(buf.toString('latin1', s, e))) malformed++;
       }
+      s = e + 1;
     }
+    this.stats.lines += n;
+    this.metrics.linesRead(n);
+    this.counted(malformed);
+  }
+
+  /** Where the next `type=` and suppression notice are in the batch (-1: none; each byte searched once). */
+  private typeAt = -2;
+  private suppressedAt = -2;
+
+  /** Non-strict sources: a line with neither `type=` nor a suppression notice is nothing to us. */
+  private skippable(buf: Buffer, s: number, e: number): boolean {
+    if (this.typeAt !== -1 && this.typeAt < s) this.typeAt = buf.indexOf(TYPE, s);
+    if (this.typeAt >= 0 && this.typeAt < e) return false;
+    if (this.suppressedAt !== -1 && this.suppressedAt < s) this.suppressedAt = buf.indexOf(SUPPRESSED, s);
+    return !(this.suppressedAt >= 0 && this.suppressedAt < e);
+  }
+
+  private counted(malformed: number): void {
     if (malformed > 0) {
       this.stats.malformed += malformed;
       this.metrics.malformed(malformed);
+    }
+  }
+
+  /** One line; false when it was malformed. */
+  private line(line: string): boolean {
+    // Total per line: whatever one line makes go wrong (parse, name, attribute, store, a metric)
+    // costs that line only, never the lines after it in the batch.
+    try {
+      const p = parseLine(line, this.parseOpts);
+      switch (p.kind) {
+        case 'seccomp':
+          this.record(p.record);
+          return true;
+        case 'lost':
+          this.lost(p.count, 'suppressed');
+          return true;
+        case 'malformed':
+          this.reportMalformed(line, p.reason);
+          return false;
+        default:
+          return true;
+      }
+    } catch (e: unknown) {
+      this.reportMalformed(line, `could not be ingested: ${messageOf(e)}`);
+      return false;
     }
   }
 
@@ -141,14 +211,15 @@ export class Ingest {
   private record(r: SeccompRecord): void {
     const at = this.o.attributor.attribute(r.pid, r.time, r);
     if (at.kind === 'unknown') this.stats.unattributed++;
-    if (r.time !== this.isoFor) {
-      this.isoFor = r.time;
-      this.iso = new Date(r.time).toISOString();
+    let code = this.codes.get(r.code);
+    if (code === undefined) {
+      code = formatCode(r.code);
+      if (this.codes.size < 256) this.codes.set(r.code, code);
     }
     const ev = this.o.store.add(
       {
         seq: 0,
-        time: this.iso,
+        time: this.o.store.timeText.iso8601(r.time),
         node: this.o.node,
         namespace: at.namespace,
         pod: at.pod,
@@ -168,7 +239,7 @@ export class Ingest {
         syscall: r.syscall,
         syscallNr: r.syscallNr,
         action: r.action,
-        code: formatCode(r.code),
+        code,
         errno: r.errno,
         sig: r.sig,
         compat: r.compat,

@@ -9,6 +9,7 @@
  */
 
 const NL = 0x0a;
+const EMPTY = Buffer.alloc(0);
 
 /** The longest line delivered, in bytes (without its newline). */
 export const MAX_LINE_BYTES = 16 * 1024;
@@ -36,34 +37,58 @@ export class LineSplitter {
 
   /** The complete lines in `chunk` (joined to any held-back start), without their newlines. */
   push(chunk: Buffer): string[] {
+    const bytes = this.pushBytes(chunk);
+    if (bytes.length === 0) return [];
+    // latin1: one character per byte, so a line's length is its size in bytes.
+    const lines = bytes.toString('latin1', 0, bytes.length - 1).split('\n');
+    return lines;
+  }
+
+  /**
+   * The complete lines in `chunk` (joined to any held-back start) as bytes, each with its newline,
+   * lines over the cap left out (and reported). Empty when no line is complete yet. The result may
+   * share memory with `chunk`: use it before the next read into that buffer.
+   */
+  pushBytes(chunk: Buffer): Buffer {
     let from = 0;
     if (this.skipping) {
       const nl = chunk.indexOf(NL);
-      if (nl < 0) return [];
+      if (nl < 0) return EMPTY;
       this.skipping = false;
       from = nl + 1;
     }
     const last = chunk.lastIndexOf(NL);
     if (last < from) {
       this.hold(chunk, from);
-      return [];
+      return EMPTY;
     }
-    let text: string;
-    if (this.partial === null) text = chunk.toString('latin1', from, last);
+    let bytes: Buffer;
+    if (this.partial === null) bytes = chunk.subarray(from, last + 1);
     else {
-      text = Buffer.concat([this.partial, chunk.subarray(from, last)]).toString('latin1');
+      bytes = Buffer.concat([this.partial, chunk.subarray(from, last + 1)]);
       this.partial = null;
     }
     this.hold(chunk, last + 1);
-    const lines = text.split('\n');
-    // latin1: one character per byte, so length is the line's size in bytes.
-    if (text.length <= this.max) return lines;
-    const kept: string[] = [];
-    for (const l of lines) {
-      if (l.length <= this.max) kept.push(l);
-      else this.onOverlong();
+    if (bytes.length <= this.max + 1) return bytes;
+    // Any line over the cap? (one native search per line; most chunks have none)
+    let over = false;
+    for (let s = 0; s < bytes.length;) {
+      const nl = bytes.indexOf(NL, s);
+      if (nl - s > this.max) {
+        over = true;
+        break;
+      }
+      s = nl + 1;
     }
-    return kept;
+    if (!over) return bytes;
+    const kept: Buffer[] = [];
+    for (let s = 0; s < bytes.length;) {
+      const nl = bytes.indexOf(NL, s);
+      if (nl - s > this.max) this.onOverlong();
+      else kept.push(bytes.subarray(s, nl + 1));
+      s = nl + 1;
+    }
+    return Buffer.concat(kept);
   }
 
   /** Holds chunk[from..] as the start of the next line, unless that makes the line too long. */

@@ -209,6 +209,29 @@ function recordStart(line: string, from: number): number {
   return line.charCodeAt(i - 1) === 32 ? i : -1;
 }
 
+/** Answers of each resolver by audit arch and number: a node sees a few hundred pairs at most. */
+const resolvedBy = new WeakMap<SyscallResolver, Map<string, Map<number, AuditSyscall | undefined>>>();
+/** Numbers kept per arch (the tables have about 500; anything past that is asked every time). */
+const MAX_CACHED_NUMBERS = 1024;
+
+function resolveCached(resolve: SyscallResolver, auditArch: string, nr: number): AuditSyscall | undefined {
+  let byArch = resolvedBy.get(resolve);
+  if (byArch === undefined) {
+    byArch = new Map();
+    resolvedBy.set(resolve, byArch);
+  }
+  let byNr = byArch.get(auditArch);
+  if (byNr === undefined) {
+    if (byArch.size >= 64) return resolve(auditArch, nr);
+    byNr = new Map();
+    byArch.set(auditArch, byNr);
+  }
+  if (byNr.has(nr)) return byNr.get(nr);
+  const r = resolve(auditArch, nr);
+  if (byNr.size < MAX_CACHED_NUMBERS) byNr.set(nr, r);
+  return r;
+}
+
 /** Parses one line (without its newline). Never throws. */
 export function parseLine(line: string, opts: ParseOptions): ParsedLine {
   const msg = messageStart(line);
@@ -289,10 +312,16 @@ export function parseLine(line: string, opts: ParseOptions): ParsedLine {
       p++;
       continue;
     }
-    let q = line.indexOf(' ', p);
-    if (q < 0 || q > end) q = end;
-    const eq = line.indexOf('=', p);
-    if (eq > p && eq < q) {
+    // One pass over the token: where it ends and where its first '=' is (two indexOf calls per
+    // token cost more than the scan).
+    let q = p;
+    let eq = -1;
+    for (; q < end; q++) {
+      const c = line.charCodeAt(q);
+      if (c === 32) break;
+      if (c === 61 && eq < 0) eq = q;
+    }
+    if (eq > p) {
       const v = eq + 1;
       switch (eq - p) {
         case 2:
@@ -333,7 +362,7 @@ export function parseLine(line: string, opts: ParseOptions): ParsedLine {
   if (Number.isNaN(code)) return malformed('missing or bad code=');
 
   const auditArch = archS.length === 8 && archS === archS.toLowerCase() ? archS : archS.toLowerCase().padStart(8, '0');
-  const resolved = opts.resolve(auditArch, syscallNr);
+  const resolved = resolveCached(opts.resolve, auditArch, syscallNr);
   const decoded = decodeCode(code);
   const record: SeccompRecord = {
     time,

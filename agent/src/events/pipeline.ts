@@ -136,13 +136,27 @@ export interface EventPipeline {
   stop(): Promise<void>;
 }
 
+/** A pipeline whose store exists (routes can be registered on it) and whose source is not open yet. */
+export interface PendingEventPipeline {
+  readonly store: EventStore;
+  /** Opens the source and starts tailing; resolves once it is open (or, for a file, being waited for). */
+  start(): Promise<EventPipeline>;
+}
+
 /** Starts tailing. Resolves once the source is open (or, for a file, being waited for). */
 export async function startEventPipeline(deps: EventPipelineDeps): Promise<EventPipeline> {
+  return createEventPipeline(deps).start();
+}
+
+/**
+ * The store and attribution now, the source at `start()`: main registers the HTTP routes and
+ * listens before a long first read of the audit log.
+ */
+export function createEventPipeline(deps: EventPipelineDeps): PendingEventPipeline {
   const fs = deps.fs ?? realFs;
   const log = deps.logger.child({ component: 'events' });
   const metrics = deps.metrics ?? NOOP_METRICS;
   const podIndex = deps.podIndex ?? EMPTY_POD_INDEX;
-  const source = await chooseSource(deps.source ?? 'auto', deps.auditLog, fs);
   const attributor = new Attributor({ proc: deps.proc ?? procReader(), podIndex });
   const store = new EventStore({
     ringSize: deps.ringSize ?? 10_000,
@@ -155,6 +169,15 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
         : { namespace: a.namespace ?? '', pod: a.pod, ...(a.container === null ? {} : { container: a.container }) };
     },
   });
+  return { store, start: () => openSource(deps, { fs, log, metrics, attributor, store }) };
+}
+
+async function openSource(
+  deps: EventPipelineDeps,
+  w: { fs: EventsFs; log: Logger; metrics: EventMetricsSink; attributor: Attributor; store: EventStore },
+): Promise<EventPipeline> {
+  const { fs, log, metrics, attributor, store } = w;
+  const source = await chooseSource(deps.source ?? 'auto', deps.auditLog, fs);
   let malformedLogged = 0;
   const ingest = new Ingest({
     node: deps.node,
@@ -212,6 +235,7 @@ export async function startEventPipeline(deps: EventPipelineDeps): Promise<Event
       ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
       ...(deps.now === undefined ? {} : { now: deps.now }),
       onLines: (lines) => ingest.lines(lines),
+      onBytes: (bytes) => ingest.bytes(bytes),
       onEvent: (e) => {
         switch (e.type) {
           case 'rotated':

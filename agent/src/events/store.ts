@@ -1,19 +1,18 @@
 /**
  * What the agent remembers about syscall events, in bounded memory:
- * - a ring of the most recent events (default 10,000);
- * - per-container aggregates (syscall → count, actions, arches, first and last time) that outlive
- *   the ring, capped in number of containers (least recently active dropped first);
- * - subscribers that see every new event (the HTTP follow streams).
+ * - a ring of the most recent events (default 10,000), kept in columns: typed arrays for the numbers
+ *   and interned ids (intern.ts) for the strings, about 40 bytes an event. A slot becomes a
+ *   SyscallEvent object only when a query returns it;
+ * - per-container aggregates (aggregates.ts) that outlive the ring;
+ * - subscribers that see every new event (the HTTP follow streams);
+ * - a version that changes with every write, so that answers can be cached (events-routes.ts).
  * Pure data structure: no I/O, no timers.
  */
 import type { AttributionKind } from './attribute.js';
-import type { PodRef } from './pod-index.js';
+import { ContainerAggregates, refreshPodFields, type ContainerAggregate, type LateResolve } from './aggregates.js';
+import { Interner, keyPart, numPart } from './intern.js';
 
-/**
- * Distinct unnamed `arch:nr` pairs kept per container; calls with further ones are only counted
- * (`unresolvedOther`). Named syscalls are bounded by the syscall tables (500 names).
- */
-export const MAX_UNRESOLVED = 64;
+export { MAX_UNRESOLVED, type ContainerAggregate, type SyscallCount } from './aggregates.js';
 
 /** One syscall event as the HTTP API shows it. */
 export interface SyscallEvent {
@@ -49,34 +48,6 @@ export interface SyscallEvent {
   readonly auditId: string;
 }
 
-/** Per-syscall aggregate. */
-export interface SyscallCount {
-  readonly name: string;
-  count: number;
-  readonly actions: Set<string>;
-  readonly arches: Set<string>;
-  first: number;
-  last: number;
-}
-
-/** Per-container aggregate. Unattributed events (host or unknown) share the containerId-null bucket. */
-export interface ContainerAggregate {
-  readonly containerId: string | null;
-  namespace: string | null;
-  pod: string | null;
-  container: string | null;
-  podUid: string | null;
-  total: number;
-  first: number;
-  last: number;
-  readonly syscalls: Map<string, SyscallCount>;
-  /** Calls whose number the arch's table does not name: `arch:nr` → count, at most MAX_UNRESOLVED. */
-  readonly unresolved: Map<string, number>;
-  /** Calls with unnamed numbers beyond the first MAX_UNRESOLVED distinct ones. */
-  unresolvedOther: number;
-  readonly arches: Set<string>;
-}
-
 /** Filters shared by the query endpoints. */
 export interface EventFilter {
   readonly namespace?: string | undefined;
@@ -95,7 +66,7 @@ export interface EventStoreOptions {
   readonly ringSize?: number;
   readonly maxContainers?: number;
   /** Fills pod fields that were unknown when an event came in (the pod watch saw it later). */
-  readonly lateResolve?: (containerId: string, podUid: string | null) => PodRef | Partial<PodRef> | undefined;
+  readonly lateResolve?: LateResolve;
   /** Called when a container's aggregate is dropped to respect maxContainers. */
   readonly onEvict?: (agg: ContainerAggregate) => void;
 }
@@ -114,17 +85,208 @@ export function matchesContainer(
   return true;
 }
 
+/** Where an event ran: one interned value per container (and attribution). */
+interface Origin {
+  readonly node: string;
+  namespace: string | null;
+  pod: string | null;
+  container: string | null;
+  readonly containerId: string | null;
+  readonly podUid: string | null;
+  readonly attribution: AttributionKind;
+}
+/** Who made the call. */
+interface Proc {
+  readonly comm: string | null;
+  readonly exe: string | null;
+  readonly uid: number | null;
+  readonly gid: number | null;
+  readonly auid: number | null;
+  readonly ses: number | null;
+}
+/** What the call was and what the filter did. */
+interface Call {
+  readonly arch: string | null;
+  readonly auditArch: string;
+  readonly syscall: string | null;
+  readonly syscallNr: number;
+  readonly action: string;
+  readonly code: string;
+  readonly errno: number | null;
+  readonly sig: number | null;
+  readonly compat: number | null;
+}
+
+const originKey = (o: Origin): string =>
+  `${keyPart(o.node)}${keyPart(o.namespace)}${keyPart(o.pod)}${keyPart(o.container)}${keyPart(o.containerId)}${keyPart(o.podUid)}${o.attribution}`;
+const sameOrigin = (a: Origin, b: Origin): boolean =>
+  a.containerId === b.containerId &&
+  a.pod === b.pod &&
+  a.container === b.container &&
+  a.namespace === b.namespace &&
+  a.attribution === b.attribution &&
+  a.podUid === b.podUid &&
+  a.node === b.node;
+const procKey = (p: Proc): string =>
+  `${keyPart(p.comm)}${keyPart(p.exe)}${numPart(p.uid)},${numPart(p.gid)},${numPart(p.auid)},${numPart(p.ses)}`;
+const sameProc = (a: Proc, b: Proc): boolean =>
+  a.comm === b.comm && a.exe === b.exe && a.uid === b.uid && a.gid === b.gid && a.auid === b.auid && a.ses === b.ses;
+const callKey = (c: Call): string =>
+  `${keyPart(c.arch)}${keyPart(c.auditArch)}${keyPart(c.syscall)}${c.syscallNr},${keyPart(c.action)}${keyPart(c.code)}${numPart(c.errno)},${numPart(c.sig)},${numPart(c.compat)}`;
+const sameCall = (a: Call, b: Call): boolean =>
+  a.syscallNr === b.syscallNr &&
+  a.code === b.code &&
+  a.auditArch === b.auditArch &&
+  a.syscall === b.syscall &&
+  a.arch === b.arch &&
+  a.action === b.action &&
+  a.errno === b.errno &&
+  a.sig === b.sig &&
+  a.compat === b.compat;
+
+const copyOrigin = (o: Origin): Origin => ({
+  node: o.node,
+  namespace: o.namespace,
+  pod: o.pod,
+  container: o.container,
+  containerId: o.containerId,
+  podUid: o.podUid,
+  attribution: o.attribution,
+});
+const copyProc = (p: Proc): Proc => ({ comm: p.comm, exe: p.exe, uid: p.uid, gid: p.gid, auid: p.auid, ses: p.ses });
+const copyCall = (c: Call): Call => ({
+  arch: c.arch,
+  auditArch: c.auditArch,
+  syscall: c.syscall,
+  syscallNr: c.syscallNr,
+  action: c.action,
+  code: c.code,
+  errno: c.errno,
+  sig: c.sig,
+  compat: c.compat,
+});
+
+/** Slot flags. */
+const IP_NULL = 1;
+/** The event did not fit the columns (a value no column holds exactly): kept whole in `odd`. */
+const ODD = 2;
+
+/** `0x<hex>` as the kernel prints it (lower case, no leading zeros, at most 64 bits) → [hi, lo]; undefined otherwise. */
+function parseIp(s: string): [number, number] | undefined {
+  const n = s.length;
+  if (n < 3 || n > 18 || s.charCodeAt(0) !== 48 || s.charCodeAt(1) !== 120) return undefined;
+  if (n > 3 && s.charCodeAt(2) === 48) return undefined;
+  let hi = 0;
+  let lo = 0;
+  for (let i = 2; i < n; i++) {
+    const c = s.charCodeAt(i);
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0) return undefined;
+    hi = ((hi << 4) | (lo >>> 28)) >>> 0;
+    lo = ((lo << 4) | d) >>> 0;
+  }
+  return [hi, lo];
+}
+
+function formatIp(hi: number, lo: number): string {
+  if (hi === 0) return `0x${lo.toString(16)}`;
+  let low = lo.toString(16);
+  while (low.length < 8) low = `0${low}`;
+  return `0x${hi.toString(16)}${low}`;
+}
+
+/** The audit serial of `<sec>.<ms>:<serial>` when the id is exactly `<prefix>:<serial>` (canonical digits, 32 bits); -1 otherwise. */
+function serialOf(auditId: string, prefix: string): number {
+  const p = prefix.length;
+  if (auditId.length <= p + 1 || auditId.length > p + 11 || !auditId.startsWith(prefix) || auditId.charCodeAt(p) !== 58)
+    return -1;
+  if (auditId.charCodeAt(p + 1) === 48 && auditId.length > p + 2) return -1;
+  let n = 0;
+  for (let i = p + 1; i < auditId.length; i++) {
+    const d = auditId.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n <= 0xffffffff ? n : -1;
+}
+
+const DAY_MS = 86_400_000;
+const pad2 = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
+
+/**
+ * Formats event times. The day's `YYYY-MM-DDT` comes from toISOString once a day; the time of day is
+ * arithmetic (the same characters toISOString writes, at a fraction of its cost).
+ */
+export class TimeText {
+  private ms = NaN;
+  private iso = '';
+  private day = NaN;
+  private dayPrefix = '';
+  private idMs = NaN;
+  private id = '';
+
+  /** RFC 3339 with milliseconds, exactly as Date#toISOString. */
+  iso8601(ms: number): string {
+    if (ms !== this.ms) {
+      this.ms = ms;
+      this.iso = this.format(ms);
+    }
+    return this.iso;
+  }
+
+  private format(ms: number): string {
+    if (!Number.isInteger(ms)) return new Date(ms).toISOString();
+    const inDay = ((ms % DAY_MS) + DAY_MS) % DAY_MS;
+    const day = ms - inDay;
+    if (day !== this.day) {
+      const full = new Date(day).toISOString();
+      this.day = day;
+      this.dayPrefix = full.slice(0, full.length - 13);
+    }
+    const msPart = inDay % 1000;
+    const sec = (inDay - msPart) / 1000;
+    const s = sec % 60;
+    const m = ((sec - s) / 60) % 60;
+    const h = (sec - s - m * 60) / 3600;
+    return `${this.dayPrefix}${pad2(h)}:${pad2(m)}:${pad2(s)}.${msPart < 10 ? '00' : msPart < 100 ? '0' : ''}${msPart}Z`;
+  }
+
+  /** `<sec>.<ms>` as an audit id starts, for a time with whole milliseconds. */
+  auditPrefix(ms: number): string {
+    if (ms !== this.idMs) {
+      this.idMs = ms;
+      const r = ms % 1000;
+      this.id = `${(ms - r) / 1000}.${r < 10 ? '00' : r < 100 ? '0' : ''}${r}`;
+    }
+    return this.id;
+  }
+}
+
 /** The event store. */
 export class EventStore {
   readonly ringSize: number;
   readonly maxContainers: number;
-  private readonly ring: (SyscallEvent | undefined)[];
-  /** Epoch ms per ring slot (the event's `time` as a number, for `since`). */
+  /** Formats times; Ingest uses the same one, so a time is formatted once. */
+  readonly timeText = new TimeText();
   private readonly times: Float64Array;
+  private readonly serials: Uint32Array;
+  private readonly pids: Uint32Array;
+  private readonly origins: Uint32Array;
+  private readonly procs: Uint32Array;
+  private readonly calls: Uint32Array;
+  private readonly ipHi: Uint32Array;
+  private readonly ipLo: Uint32Array;
+  private readonly flags: Uint8Array;
+  /** Events that do not fit the columns, by slot (hand-made events in tests, odd lines). */
+  private readonly odd = new Map<number, SyscallEvent>();
+  private readonly originIds = new Interner<Origin>(originKey, sameOrigin, copyOrigin);
+  private readonly procIds = new Interner<Proc>(procKey, sameProc, copyProc);
+  private readonly callIds = new Interner<Call>(callKey, sameCall, copyCall);
   private head = 0;
   private count = 0;
   private nextSeq = 1;
-  private readonly aggs = new Map<string, ContainerAggregate>();
+  private changes = 0;
+  private readonly aggs: ContainerAggregates;
   private readonly subs = new Set<Subscriber>();
   private readonly o: EventStoreOptions;
 
@@ -134,8 +296,17 @@ export class EventStore {
     this.maxContainers = o.maxContainers ?? 1024;
     if (!Number.isInteger(this.ringSize) || this.ringSize < 1)
       throw new RangeError('ringSize must be a positive integer');
-    this.ring = new Array<SyscallEvent | undefined>(this.ringSize);
-    this.times = new Float64Array(this.ringSize);
+    const n = this.ringSize;
+    this.times = new Float64Array(n);
+    this.serials = new Uint32Array(n);
+    this.pids = new Uint32Array(n);
+    this.origins = new Uint32Array(n);
+    this.procs = new Uint32Array(n);
+    this.calls = new Uint32Array(n);
+    this.ipHi = new Uint32Array(n);
+    this.ipLo = new Uint32Array(n);
+    this.flags = new Uint8Array(n);
+    this.aggs = new ContainerAggregates(this.maxContainers, o.onEvict);
   }
 
   /** The seq the next event will get. */
@@ -148,15 +319,28 @@ export class EventStore {
     return this.count;
   }
 
+  /** Changes with every write (an event, a container evicted, pod fields learned late): a cache key. */
+  get version(): number {
+    return this.changes;
+  }
+
+  /** Interned values held (origins, processes, calls), for the benchmark and tests. */
+  get interned(): { origins: number; procs: number; calls: number } {
+    return { origins: this.originIds.size, procs: this.procIds.size, calls: this.callIds.size };
+  }
+
   /** Adds an event (its seq is assigned here, in place), updates aggregates, tells subscribers. */
   add(ev: Omit<SyscallEvent, 'seq'> & { seq?: number }, timeMs: number): SyscallEvent {
     ev.seq = this.nextSeq++;
     const full = ev as SyscallEvent;
-    this.ring[this.head] = full;
-    this.times[this.head] = timeMs;
-    this.head = (this.head + 1) % this.ringSize;
-    if (this.count < this.ringSize) this.count++;
-    this.aggregate(full, timeMs);
+    const slot = this.head;
+    if (this.count === this.ringSize) this.clear(slot);
+    else this.count++;
+    this.head = slot + 1 === this.ringSize ? 0 : slot + 1;
+    this.times[slot] = timeMs;
+    this.put(slot, full, timeMs);
+    this.changes++;
+    this.aggs.add(full, timeMs);
     for (const s of this.subs) {
       try {
         s(full);
@@ -167,89 +351,120 @@ export class EventStore {
     return full;
   }
 
-  private aggregate(ev: SyscallEvent, timeMs: number): void {
-    const key = ev.containerId ?? '';
-    let a = this.aggs.get(key);
-    if (a === undefined) {
-      a = {
-        containerId: ev.containerId,
-        namespace: ev.namespace,
-        pod: ev.pod,
-        container: ev.container,
-        podUid: ev.podUid,
-        total: 0,
-        first: timeMs,
-        last: timeMs,
-        syscalls: new Map(),
-        unresolved: new Map(),
-        unresolvedOther: 0,
-        arches: new Set(),
-      };
-      while (this.aggs.size >= this.maxContainers) {
-        const oldest = this.aggs.entries().next();
-        if (oldest.done === true) break;
-        this.aggs.delete(oldest.value[0]);
-        this.o.onEvict?.(oldest.value[1]);
-      }
-    } else {
-      this.aggs.delete(key); // re-inserted below: Map order is recency
-      if (a.pod === null && ev.pod !== null) {
-        a.namespace = ev.namespace;
-        a.pod = ev.pod;
-        a.container = ev.container;
-      }
-    }
-    this.aggs.set(key, a);
-    a.total++;
-    if (timeMs < a.first) a.first = timeMs;
-    if (timeMs > a.last) a.last = timeMs;
-    if (ev.arch !== null) a.arches.add(ev.arch);
-    if (ev.syscall === null) {
-      const k = `${ev.arch ?? ev.auditArch}:${ev.syscallNr}`;
-      const n = a.unresolved.get(k);
-      if (n !== undefined) a.unresolved.set(k, n + 1);
-      else if (a.unresolved.size < MAX_UNRESOLVED) a.unresolved.set(k, 1);
-      else a.unresolvedOther++;
+  /** Writes an event's fields into the columns of `slot`, or keeps it whole when they cannot hold it. */
+  private put(slot: number, ev: SyscallEvent, timeMs: number): void {
+    const ip = ev.ip === null ? undefined : parseIp(ev.ip);
+    const serial =
+      Number.isInteger(timeMs) && timeMs >= 0 ? serialOf(ev.auditId, this.timeText.auditPrefix(timeMs)) : -1;
+    if (
+      serial < 0 ||
+      (ev.ip !== null && ip === undefined) ||
+      ev.pid >>> 0 !== ev.pid ||
+      ev.time !== this.timeText.iso8601(timeMs)
+    ) {
+      this.flags[slot] = ODD;
+      this.odd.set(slot, ev);
       return;
     }
-    let s = a.syscalls.get(ev.syscall);
-    if (s === undefined) {
-      s = { name: ev.syscall, count: 0, actions: new Set(), arches: new Set(), first: timeMs, last: timeMs };
-      a.syscalls.set(ev.syscall, s);
-    }
-    s.count++;
-    s.actions.add(ev.action);
-    if (ev.arch !== null) s.arches.add(ev.arch);
-    if (timeMs < s.first) s.first = timeMs;
-    if (timeMs > s.last) s.last = timeMs;
+    this.flags[slot] = ip === undefined ? IP_NULL : 0;
+    this.ipHi[slot] = ip?.[0] ?? 0;
+    this.ipLo[slot] = ip?.[1] ?? 0;
+    this.serials[slot] = serial;
+    this.pids[slot] = ev.pid;
+    this.origins[slot] = this.originIds.acquire(ev);
+    this.procs[slot] = this.procIds.acquire(ev);
+    this.calls[slot] = this.callIds.acquire(ev);
   }
 
-  /** Fills pod fields the pod watch learned after the event came in. */
-  private refresh(x: {
-    namespace: string | null;
-    pod: string | null;
-    container: string | null;
-    containerId: string | null;
-    podUid: string | null;
-  }): void {
-    if (x.containerId === null || (x.pod !== null && x.container !== null) || this.o.lateResolve === undefined) return;
-    const ref = this.o.lateResolve(x.containerId, x.podUid);
-    if (ref === undefined) return;
-    x.namespace = ref.namespace ?? x.namespace;
-    x.pod = ref.pod ?? x.pod;
-    x.container = ref.container ?? x.container;
+  /** Releases what an overwritten slot held. */
+  private clear(slot: number): void {
+    if ((this.flags[slot] ?? 0) & ODD) {
+      this.odd.delete(slot);
+      return;
+    }
+    this.originIds.release(this.origins[slot] ?? 0);
+    this.procIds.release(this.procs[slot] ?? 0);
+    this.callIds.release(this.calls[slot] ?? 0);
+  }
+
+  /** The event in `slot`, as an object of its own (the caller may keep it). */
+  private materialize(slot: number, seq: number): SyscallEvent {
+    const oddEv = (this.flags[slot] ?? 0) & ODD ? this.odd.get(slot) : undefined;
+    if (oddEv !== undefined) return oddEv;
+    const o = this.originIds.get(this.origins[slot] ?? 0);
+    const p = this.procIds.get(this.procs[slot] ?? 0);
+    const c = this.callIds.get(this.calls[slot] ?? 0);
+    const t = this.times[slot] ?? 0;
+    // Keys in the order Ingest builds them: the JSON reads the same as before the columns.
+    return {
+      seq,
+      time: this.timeText.iso8601(t),
+      node: o.node,
+      namespace: o.namespace,
+      pod: o.pod,
+      container: o.container,
+      containerId: o.containerId,
+      podUid: o.podUid,
+      attribution: o.attribution,
+      pid: this.pids[slot] ?? 0,
+      comm: p.comm,
+      exe: p.exe,
+      uid: p.uid,
+      gid: p.gid,
+      auid: p.auid,
+      ses: p.ses,
+      arch: c.arch,
+      auditArch: c.auditArch,
+      syscall: c.syscall,
+      syscallNr: c.syscallNr,
+      action: c.action,
+      code: c.code,
+      errno: c.errno,
+      sig: c.sig,
+      compat: c.compat,
+      ip: (this.flags[slot] ?? 0) & IP_NULL ? null : formatIp(this.ipHi[slot] ?? 0, this.ipLo[slot] ?? 0),
+      auditId: `${this.timeText.auditPrefix(t)}:${this.serials[slot] ?? 0}`,
+    };
+  }
+
+  /**
+   * The slot's origin after pod fields learned late are filled in: a changed origin is interned
+   * anew for the slot (the old id is released), so later queries see it without asking again.
+   */
+  private settledOrigin(slot: number, memo: Map<number, Origin | null>): Origin {
+    const id = this.origins[slot] ?? 0;
+    let next = memo.get(id);
+    if (next === undefined) {
+      const n: Origin = { ...this.originIds.get(id) };
+      next = refreshPodFields(n, this.o.lateResolve) ? n : null;
+      if (next !== null) this.changes++;
+      memo.set(id, next);
+    }
+    if (next === null) return this.originIds.get(id);
+    const to = this.originIds.acquire(next);
+    this.originIds.release(id);
+    this.origins[slot] = to;
+    return next;
   }
 
   /** Matching events from the ring, oldest first, at most `limit` (the newest ones). */
   events(f: EventFilter, limit: number): SyscallEvent[] {
     const out: SyscallEvent[] = [];
+    const memo = new Map<number, Origin | null>();
+    const newestSeq = this.nextSeq - 1;
     for (let i = 0; i < this.count && out.length < limit; i++) {
       const idx = (this.head - 1 - i + this.ringSize) % this.ringSize;
-      const ev = this.ring[idx];
-      if (ev === undefined) continue;
-      if (f.afterSeq !== undefined && ev.seq <= f.afterSeq) break;
+      const seq = newestSeq - i;
+      if (f.afterSeq !== undefined && seq <= f.afterSeq) break;
       if (f.since !== undefined && (this.times[idx] ?? 0) < f.since) continue;
-      if (this.matches(f, ev)) out.push(ev);
+      if ((this.flags[idx] ?? 0) & ODD) {
+        const ev = this.odd.get(idx);
+        if (ev !== undefined && this.matches(f, ev)) out.push(ev);
+        continue;
+      }
+      if (f.syscall !== undefined && this.callIds.get(this.calls[idx] ?? 0).syscall !== f.syscall) continue;
+      if (!matchesContainer(f, this.settledOrigin(idx, memo))) continue;
+      out.push(this.materialize(idx, seq));
     }
     return out.reverse();
   }
@@ -258,23 +473,33 @@ export class EventStore {
   matches(f: EventFilter, ev: SyscallEvent): boolean {
     if (f.syscall !== undefined && ev.syscall !== f.syscall) return false;
     if (f.afterSeq !== undefined && ev.seq <= f.afterSeq) return false;
-    this.refresh(
-      ev as {
-        namespace: string | null;
-        pod: string | null;
-        container: string | null;
-        containerId: string | null;
-        podUid: string | null;
-      },
-    );
+    if (refreshPodFields(ev, this.o.lateResolve)) this.changes++;
     return matchesContainer(f, ev);
+  }
+
+  /**
+   * Fills pod fields learned late in every aggregate and pending origin, so that a cached answer
+   * can be trusted: call before comparing `version` with a cached one.
+   */
+  settle(): void {
+    const late = this.o.lateResolve;
+    if (late === undefined) return;
+    let changed = this.aggs.refresh(late);
+    if (!changed) {
+      // Held events whose pod is not known yet: would a query now see them differently?
+      this.originIds.forEach((o) => {
+        if (!changed && o.containerId !== null && (o.pod === null || o.container === null))
+          changed = refreshPodFields({ ...o }, late);
+      });
+    }
+    if (changed) this.changes++;
   }
 
   /** Aggregates of matching containers, sorted by namespace, pod, container, container id. */
   aggregates(f: EventFilter): ContainerAggregate[] {
+    this.settle();
     const out: ContainerAggregate[] = [];
     for (const a of this.aggs.values()) {
-      this.refresh(a);
       if (!matchesContainer(f, a)) continue;
       if (f.syscall !== undefined && !a.syscalls.has(f.syscall)) continue;
       if (f.since !== undefined && a.last < f.since) continue;

@@ -56,6 +56,11 @@ export interface FileTailerOptions {
   readonly from: TailFrom;
   /** Complete lines, in file order, without newlines. Called synchronously; must not throw. */
   readonly onLines: (lines: string[]) => void;
+  /**
+   * Instead of onLines: complete lines as bytes, each with its newline (LineSplitter.pushBytes), so
+   * that the consumer decodes only the lines it keeps. The buffer is reused after the call returns.
+   */
+  readonly onBytes?: (bytes: Buffer) => void;
   readonly onEvent?: (e: TailEvent) => void;
   /** Fallback poll; inotify normally wakes us first. Default 250 ms. */
   readonly pollIntervalMs?: number;
@@ -104,7 +109,8 @@ function openFileAt(
 }
 
 export class FileTailer {
-  private readonly o: Required<Omit<FileTailerOptions, 'onEvent'>> & Pick<FileTailerOptions, 'onEvent'>;
+  private readonly o: Required<Omit<FileTailerOptions, 'onEvent' | 'onBytes'>> &
+    Pick<FileTailerOptions, 'onEvent' | 'onBytes'>;
   private readonly buf = Buffer.allocUnsafe(READ_SIZE);
   private cur: OpenFile | null = null;
   private readonly draining: OpenFile[] = [];
@@ -227,6 +233,36 @@ export class FileTailer {
     }
   }
 
+  /** The complete lines of a chunk just read, as the consumer takes them. */
+  private deliverChunk(splitter: LineSplitter, chunk: Buffer): void {
+    const onBytes = this.o.onBytes;
+    if (onBytes === undefined) {
+      this.deliver(splitter.push(chunk));
+      return;
+    }
+    const bytes = splitter.pushBytes(chunk);
+    if (bytes.length === 0 || this.stopped) return;
+    try {
+      onBytes(bytes);
+    } catch (e: unknown) {
+      this.emit({ type: 'error', path: this.o.path, error: e });
+    }
+  }
+
+  /** The last line of a file that will not grow any more (it had no newline). */
+  private deliverRest(rest: string | undefined): void {
+    if (rest === undefined) return;
+    const onBytes = this.o.onBytes;
+    if (onBytes === undefined) this.deliver([rest]);
+    else if (!this.stopped) {
+      try {
+        onBytes(Buffer.from(`${rest}\n`, 'latin1'));
+      } catch (e: unknown) {
+        this.emit({ type: 'error', path: this.o.path, error: e });
+      }
+    }
+  }
+
   private async step(): Promise<void> {
     await this.serviceDraining();
     if (this.cur === null) {
@@ -319,7 +355,7 @@ export class FileTailer {
           ? chunk.subarray(bytesRead - TAIL_BYTES)
           : Buffer.concat([f.tail, chunk]).subarray(-TAIL_BYTES),
       );
-      this.deliver(f.splitter.push(chunk));
+      this.deliverChunk(f.splitter, chunk);
       if (this.stopped) return true;
     }
   }
@@ -393,8 +429,7 @@ export class FileTailer {
           }
           const f = openFileAt(fh, st, this.overlong);
           await this.readAll(f);
-          const rest = f.splitter.flush();
-          if (rest !== undefined) this.deliver([rest]);
+          this.deliverRest(f.splitter.flush());
           done.add(c.key);
         }
         if (!shifted) return done.size;
@@ -432,8 +467,7 @@ export class FileTailer {
     } catch {
       // No copy: whatever was between our offset and the truncation is gone.
     }
-    const rest = f.splitter.flush();
-    if (rest !== undefined) this.deliver([rest]);
+    this.deliverRest(f.splitter.flush());
     const possibleLoss = !proven && (f.size > f.offset || f.tail.length > 0);
     f.offset = 0;
     f.tail = Buffer.alloc(0);
@@ -449,8 +483,7 @@ export class FileTailer {
       if (d === undefined) break;
       await this.readAll(d);
       if (now >= d.until) {
-        const rest = d.splitter.flush();
-        if (rest !== undefined) this.deliver([rest]);
+        this.deliverRest(d.splitter.flush());
         await d.fh.close().catch(() => {});
         this.draining.splice(i, 1);
       } else {

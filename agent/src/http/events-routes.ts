@@ -12,7 +12,7 @@ import { agentError, type AgentError } from '../../../shared/errors.js';
 import { isKnownSyscall } from '../../../shared/syscalls/index.js';
 import { objectNameProblem } from '../../../shared/profile/names.js';
 import type { ContainerAggregate, EventFilter, EventStore, SyscallEvent } from '../events/store.js';
-import { suggestProfile } from '../events/suggest.js';
+import { AnswerCache, etagMatches, type CachedAnswer } from './answer-cache.js';
 
 /** Options of {@link eventsRoutes}. */
 export interface EventsRoutesOptions {
@@ -26,6 +26,18 @@ export interface EventsRoutesOptions {
   readonly maxStreamBufferBytes?: number;
   /** `limit` when none is given (not for follow). Default 1000. */
   readonly defaultLimit?: number;
+  /** Serialized answers by query and store version (default: one of its own). */
+  readonly cache?: AnswerCache;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** A cached answer, or 304 when the client holds it already. */
+function sendCached(req: FastifyRequest, reply: FastifyReply, a: CachedAnswer): FastifyReply {
+  // no-cache: clients may keep the answer but must ask (If-None-Match) before using it again.
+  reply.header('etag', a.etag).header('cache-control', 'no-cache');
+  if (etagMatches(req.headers['if-none-match'], a.etag)) return reply.code(304).send();
+  return reply.type(a.contentType).send(a.body);
 }
 
 type Query = Record<string, string>;
@@ -208,6 +220,12 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const maxBuffer = opts.maxStreamBufferBytes ?? 1024 * 1024;
   const defaultLimit = Math.min(opts.defaultLimit ?? 1000, store.ringSize);
+  const cache = opts.cache ?? new AnswerCache();
+  /** The answer for a resolved query at the store's current version. */
+  const cached = (key: unknown, make: () => { body: string; contentType: string }): CachedAnswer => {
+    store.settle();
+    return cache.get(JSON.stringify(key), store.version, make);
+  };
 
   app.get('/v1/events', async (req, reply) => {
     let q: Query;
@@ -230,7 +248,16 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
     }
     if (after !== undefined) filter = { ...filter, afterSeq: after };
     if (!follow) {
-      return reply.send({ items: store.events(filter, limit ?? defaultLimit) });
+      const n = limit ?? defaultLimit;
+      const f = filter;
+      return sendCached(
+        req,
+        reply,
+        cached(['events', f, n], () => ({
+          body: JSON.stringify({ items: store.events(f, n) }),
+          contentType: JSON_TYPE,
+        })),
+      );
     }
     // A stream sends the backlog only when asked for (since, limit, after / Last-Event-ID).
     const backlog =
@@ -300,9 +327,12 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
       const filter = filterOf(q, now());
       const format = q['format'] ?? 'json';
       if (format !== 'json' && format !== 'table') throw new BadQuery('format', `"${format}" is not json or table`);
-      const aggs = store.aggregates(filter);
-      if (format === 'table') return reply.type('text/plain; charset=utf-8').send(aggregatesTable(aggs));
-      return reply.send({ items: aggs.map(aggregateJson) });
+      const answer = cached(['syscalls', filter, format], () =>
+        format === 'table'
+          ? { body: aggregatesTable(store.aggregates(filter)), contentType: 'text/plain; charset=utf-8' }
+          : { body: JSON.stringify({ items: store.aggregates(filter).map(aggregateJson) }), contentType: JSON_TYPE },
+      );
+      return sendCached(req, reply, answer);
     } catch (e: unknown) {
       if (e instanceof BadQuery) return badRequest(reply, e);
       throw e;
@@ -346,6 +376,8 @@ export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app,
       });
       return reply.code(404).send({ statusCode: 404, error: 'Not Found', code: e.code, message: e.message });
     }
+    // Loaded on first use: the YAML writer is not needed to start, nor by most nodes ever.
+    const { suggestProfile } = await import('../events/suggest.js');
     const { profile, yaml } = suggestProfile(aggs, {
       name: q['name'],
       node: opts.node,

@@ -27,6 +27,18 @@ interface AuditLabels {
   syscall: string;
 }
 
+/** One series of the audit counter, and what it counted since the last read. */
+interface Series {
+  readonly labels: AuditLabels;
+  pending: number;
+}
+
+/** A container's series. */
+interface Held {
+  readonly names: Set<string>;
+  readonly series: Map<string, Series>;
+}
+
 /** What the profile path reports. */
 export interface ProfileMetricsSink {
   /** A profile operation: `update` (written) or `delete` (removed), as the reference operator counts. */
@@ -62,13 +74,25 @@ export interface MetricsOptions {
 /** Creates the registry and every metric. */
 export function createMetrics(o: MetricsOptions): AgentMetrics {
   const registry = new Registry();
+  /** Series counted since the last read. */
+  const dirty: Series[] = [];
   if (o.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'seccomp_agent_' });
 
+  // Counted here per event and added to prom-client's counters when they are read (collect): a
+  // counter's inc() hashes its labels, too dear for every record of a busy log.
+  const flushAudit = (): void => {
+    for (const sr of dirty) {
+      audit.inc(sr.labels, sr.pending);
+      sr.pending = 0;
+    }
+    dirty.length = 0;
+  };
   const audit = new Counter({
     name: 'security_profiles_operator_seccomp_profile_audit_total',
     help: 'Syscalls seen in seccomp audit records, by container and syscall.',
     labelNames: ['node', 'namespace', 'pod', 'container', 'syscall'] as const,
     registers: [registry],
+    collect: flushAudit,
   });
   const operations = new Counter({
     name: 'security_profiles_operator_seccomp_profile_total',
@@ -98,11 +122,16 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const records = new Counter({
+  const pendingRecords = new Map<string, number>();
+  new Counter({
     name: 'seccomp_agent_audit_events_total',
     help: 'Seccomp records ingested, by attribution (pod, container, host, unknown).',
     labelNames: ['attribution'] as const,
     registers: [registry],
+    collect() {
+      for (const [attribution, n] of pendingRecords) if (n > 0) this.inc({ attribution }, n);
+      pendingRecords.clear();
+    },
   });
   const rotations = new Counter({
     name: 'seccomp_agent_audit_log_rotations_total',
@@ -155,20 +184,22 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
   // The audit counter's series, per container id ('' for host and unknown processes), so that a
   // container's series are bounded (MAX_SYSCALL_SERIES_PER_CONTAINER names, plus `other` and
   // `unknown`) and all removed when the store drops the container.
-  const held = new Map<string, { names: Set<string>; series: Map<string, AuditLabels> }>();
+  const held = new Map<string, Held>();
+  let last: { id: string; h: Held } | undefined;
   const events: EventMetricsSink = {
     linesRead: (n) => lines.inc(n),
     malformed: (n) => malformed.inc(n),
     lost: (n, reason) => lost.inc({ reason }, n),
     rotation: (kind) => rotations.inc({ kind }),
     event: (ev: SyscallEvent) => {
-      records.inc({ attribution: ev.attribution });
+      pendingRecords.set(ev.attribution, (pendingRecords.get(ev.attribution) ?? 0) + 1);
       const id = ev.containerId ?? '';
-      let h = held.get(id);
+      let h = last !== undefined && last.id === id ? last.h : held.get(id);
       if (h === undefined) {
         h = { names: new Set(), series: new Map() };
         held.set(id, h);
       }
+      last = { id, h };
       let syscall: string;
       if (ev.syscall === null) syscall = UNKNOWN_SYSCALL_LABEL;
       else if (h.names.has(ev.syscall)) syscall = ev.syscall;
@@ -176,24 +207,32 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
         h.names.add(ev.syscall);
         syscall = ev.syscall;
       } else syscall = OTHER_SYSCALL_LABEL;
-      const labels: AuditLabels = {
-        node: ev.node,
-        namespace: ev.namespace ?? '',
-        pod: ev.pod ?? '',
-        container: ev.container ?? '',
-        syscall,
-      };
-      const key = `${labels.namespace}\0${labels.pod}\0${labels.container}\0${syscall}`;
-      if (!h.series.has(key)) h.series.set(key, labels);
-      audit.inc(labels);
+      const key = `${ev.namespace ?? ''}\0${ev.pod ?? ''}\0${ev.container ?? ''}\0${syscall}`;
+      let sr = h.series.get(key);
+      if (sr === undefined) {
+        sr = {
+          labels: {
+            node: ev.node,
+            namespace: ev.namespace ?? '',
+            pod: ev.pod ?? '',
+            container: ev.container ?? '',
+            syscall,
+          },
+          pending: 0,
+        };
+        h.series.set(key, sr);
+      }
+      if (sr.pending++ === 0) dirty.push(sr);
     },
   };
   events.containerEvicted = (agg: ContainerAggregate) => {
     const id = agg.containerId ?? '';
     const h = held.get(id);
     if (h === undefined) return;
-    for (const labels of h.series.values()) audit.remove(labels);
+    flushAudit();
+    for (const sr of h.series.values()) audit.remove(sr.labels);
     held.delete(id);
+    if (last?.id === id) last = undefined;
   };
   const profiles: ProfileMetricsSink = {
     operation: (op) => operations.inc({ operation: op }),
@@ -226,12 +265,30 @@ export function pipelineGauges(p: EventPipeline): PipelineGauges {
 /** Options of {@link metricsRoutes}. */
 export interface MetricsRoutesOptions {
   readonly registry: Registry;
+  /**
+   * How long one rendering is served (default 1000 ms): rendering every series costs far more than
+   * sending it, and scrapers come every 15 s or so. 0 renders every request.
+   */
+  readonly maxAgeMs?: number;
+  readonly now?: () => number;
 }
 
 /** `GET /metrics` in the Prometheus text format. */
 export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, opts) => {
+  const maxAge = opts.maxAgeMs ?? 1000;
+  const now = opts.now ?? Date.now;
+  let cached: { at: number; body: Promise<Buffer> } | undefined;
   app.get('/metrics', async (_req, reply) => {
-    const body = await opts.registry.metrics();
-    return reply.type(opts.registry.contentType).send(body);
+    const t = now();
+    if (cached === undefined || t - cached.at >= maxAge || t < cached.at) {
+      // Concurrent scrapes share one rendering (the promise), a failed one is not kept.
+      const body = opts.registry.metrics().then((text) => Buffer.from(text));
+      const entry = { at: t, body };
+      cached = entry;
+      body.catch(() => {
+        if (cached === entry) cached = undefined;
+      });
+    }
+    return reply.type(opts.registry.contentType).send(await cached.body);
   });
 };
