@@ -36,6 +36,7 @@ export const TEST_TIMING: Partial<ClusterTiming> = {
   electionLeaseSeconds: 6,
   electionRenewMs: 2000,
   electionJitterMs: 500,
+  heartbeatSilenceMs: 3000,
 };
 
 /** A control plane with the SeccompProfile CRD established and the agent and workshop namespaces. */

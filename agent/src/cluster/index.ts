@@ -57,6 +57,7 @@ function stats(a: NodeAgent): ClusterStats {
     requests: { ...a.d.client.stats },
     lease: { renewals: a.lease.renewals, failures: a.lease.failures },
     election: { ...a.election.stats, holder: a.election.holder },
+    heartbeatAlarms: a.heartbeat.alarms,
     memory: {
       rssMiB: Math.round(process.memoryUsage().rss / 1048576),
       heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
@@ -79,10 +80,7 @@ export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
     },
     podIndex: a.podIndex,
     stats: () => stats(a),
-    restartWatches: () => {
-      for (const r of Object.values(a.informers)) r.restartWatch();
-      a.leadership?.restartWatches();
-    },
+    restartWatches: () => a.restartWatches(false),
     stop: () => a.stop(),
   };
 }

@@ -29,7 +29,7 @@ interface Informer {
   readonly stats: ReflectorStats;
   start(): void;
   stop(): Promise<void>;
-  restartWatch(): void;
+  restartWatch(silent?: boolean): void;
 }
 
 export class Leadership {
@@ -93,8 +93,8 @@ export class Leadership {
     };
   }
 
-  restartWatches(): void {
-    for (const r of this.#informers) r.restartWatch();
+  restartWatches(silent = false): void {
+    for (const r of this.#informers) r.restartWatch(silent);
   }
 
   async stop(): Promise<void> {

@@ -11,6 +11,7 @@ import { PROFILE_GID, PROFILE_UID } from '../standalone.js';
 import { systemClock, type Clock } from './clock.js';
 import { newAggregatorCounters } from './aggregator.js';
 import { Election } from './election.js';
+import { WatchHeartbeat } from './heartbeat.js';
 import { nodeInformers, type NodeInformers } from './informers.js';
 import { Leadership } from './leadership.js';
 import { buildReport, NodeReportWriter } from './node-report.js';
@@ -33,6 +34,7 @@ export class NodeAgent {
   readonly plan: PlanLoop;
   readonly report: NodeReportWriter;
   readonly election: Election;
+  readonly heartbeat: WatchHeartbeat;
   leadership: Leadership | undefined;
   #unleading: Promise<void> = Promise.resolve();
   terms = 0;
@@ -94,6 +96,24 @@ export class NodeAgent {
         this.#unleading = this.#unlead();
       },
     });
+    this.heartbeat = new WatchHeartbeat(
+      this.clock,
+      () => this.informers.electionLease.watchActivityAt,
+      t.heartbeatSilenceMs,
+      () => {
+        this.log.warn(
+          { silentMs: t.heartbeatSilenceMs },
+          'the aggregator Lease watch went silent: the connections look cut; restarting every watch',
+        );
+        this.restartWatches(true);
+      },
+    );
+  }
+
+  /** Every watch restarted at once (the heartbeat found the connections silent). */
+  restartWatches(silent: boolean): void {
+    for (const r of Object.values(this.informers)) r.restartWatch(silent);
+    this.leadership?.restartWatches(silent);
   }
 
   #profileChanged(key: string, cur: ProfileObj | undefined, old: ProfileObj | undefined): void {
@@ -139,10 +159,12 @@ export class NodeAgent {
 
   start(): void {
     this.lease.start();
+    this.heartbeat.start();
     for (const r of Object.values(this.informers)) r.start();
   }
 
   async stop(): Promise<void> {
+    this.heartbeat.stop();
     await this.election.stop();
     await this.#unleading;
     await this.#unlead();

@@ -18,6 +18,11 @@ export interface ClusterTiming extends ReflectorTiming {
   electionRenewMs: number;
   /** A candidate waits up to this long (random) after the lease expired before it tries. */
   electionJitterMs: number;
+  /**
+   * Every watch is restarted when the aggregator Lease watch (renewed every electionRenewMs by the
+   * leader) has been silent this long: connections cut without a word are found in seconds.
+   */
+  heartbeatSilenceMs: number;
   /** Two writes of this node's report are at least this far apart. */
   reportMinGapMs: number;
   /** Aggregator: a profile's status waits this long for more reports, and is written at most once per gap. */
@@ -40,6 +45,7 @@ export const DEFAULT_CLUSTER_TIMING: ClusterTiming = {
   electionLeaseSeconds: 10,
   electionRenewMs: 3000,
   electionJitterMs: 1500,
+  heartbeatSilenceMs: 4500,
   reportMinGapMs: 250,
   statusCoalesceMs: 100,
   statusMinGapMs: 1000,
@@ -98,6 +104,8 @@ export interface ClusterStats {
   requests: { requests: number; failures: number; watchesOpened: number };
   lease: { renewals: number; failures: number };
   election: { attempts: number; renewals: number; failures: number; holder: string };
+  /** Times every watch was restarted because the aggregator Lease watch went silent. */
+  heartbeatAlarms: number;
   memory: { rssMiB: number; heapUsedMiB: number };
 }
 

@@ -104,6 +104,8 @@ export class Reflector<T> {
   #synced = false;
   readonly #state: { stopped: boolean; wake?: (() => void) | undefined } = { stopped: false };
   #abortWatch: (() => void) | undefined;
+  #activityAt: number | undefined;
+  #silentRestart = false;
   #loop: Promise<void> | undefined;
   readonly stats: ReflectorStats = {
     lists: 0,
@@ -191,9 +193,19 @@ export class Reflector<T> {
     await this.#loop;
   }
 
-  /** Aborts the current watch as if it had gone silent (tests and the /v1/cluster debug route). */
-  restartWatch(): void {
-    this.#abortWatch?.();
+  /**
+   * Aborts the current watch; `silent`: because it was found silent (another watch's heartbeat
+   * stopped), so it counts as a watchdog restart. Also the tests' way to take the watchdog's path.
+   */
+  restartWatch(silent = false): void {
+    if (this.#abortWatch === undefined) return;
+    if (silent) this.#silentRestart = true;
+    this.#abortWatch();
+  }
+
+  /** When the open watch last received a byte (or opened); undefined while no watch is open. */
+  get watchActivityAt(): number | undefined {
+    return this.#activityAt;
   }
 
   async #run(): Promise<void> {
@@ -326,10 +338,12 @@ export class Reflector<T> {
       },
       () => {
         lastActivity = Date.now();
+        this.#activityAt = lastActivity;
       },
       this.#o.metadataOnly === true ? META_ACCEPT_WATCH : undefined,
     );
     this.#abortWatch = () => handle.abort();
+    this.#activityAt = Date.now();
     const watchdog = setInterval(
       () => {
         if (Date.now() - lastActivity > this.#t.watchdogMs) {
@@ -344,9 +358,12 @@ export class Reflector<T> {
     } finally {
       clearInterval(watchdog);
       this.#abortWatch = undefined;
+      this.#activityAt = undefined;
     }
     if (gone) return 'gone';
-    if (watchdogFired) return 'watchdog';
+    const silent = this.#silentRestart;
+    this.#silentRestart = false;
+    if (watchdogFired || silent) return 'watchdog';
     if (events > 0) return 'progress';
     return Date.now() - started > 1000 ? 'closed' : 'empty';
   }
