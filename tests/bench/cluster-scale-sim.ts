@@ -3,7 +3,8 @@
  * figures, asserts nothing). Issue 11 "what it must show".
  *
  *   npm run build && nice -n 10 npx node --max-old-space-size=16384 dist/tests/bench/cluster-scale-sim.js \
- *     [--nodes 10,100,500,1000] [--profiles 200] [--edits 10] [--gap 2000] [--out docs/cluster-scale-sim.txt]
+ *     [--nodes 10,100,500,1000] [--profiles 200] [--edits 10] [--gap 2000] [--out docs/cluster-scale-sim.txt] \
+ *     [--events-per-second 5] [--event-burst 50]
  *
  * (`npx node` is the project's Node 24; the real agent runs on the same binary, process.execPath.)
  *
@@ -21,13 +22,18 @@
  * server. `ulimit -n` must be well above 5 × N; the figure of both processes is printed.
  * All agents authenticate as the admin (system:masters): API Priority and Fairness exempts them, so
  * no request is throttled or queued here as a ServiceAccount's would be in a real cluster.
+ *
+ * `--events-per-second` / `--event-burst` set every agent's Event recorder (hollow and real; default
+ * the production 5/s, burst 50), so the curve can be measured with Events limited. The bench's own
+ * requests (profile creates, edits, status reads) retry with a small backoff instead of ending the
+ * run when the saturated API server does not answer; the retries are counted and printed.
  */
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { DEFAULT_CLUSTER_TIMING, startCluster, type Cluster } from '../../agent/src/cluster/index.js';
-import { KubeClient } from '../../agent/src/kube/client.js';
+import { KubeApiError, KubeClient } from '../../agent/src/kube/client.js';
 import { loadKubeconfig } from '../../agent/src/kube/kubeconfig.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
 import { AGENT_NS, createNodes, startAgent, startBed, waitFor, type AgentProc } from '../cluster/sync-helpers.js';
@@ -40,6 +46,9 @@ const { values } = parseArgs({
     profiles: { type: 'string', default: '200' },
     edits: { type: 'string', default: '10' },
     gap: { type: 'string', default: '2000' },
+    'events-per-second': { type: 'string', default: String(DEFAULT_CLUSTER_TIMING.eventsPerSecond) },
+    'event-burst': { type: 'string', default: String(DEFAULT_CLUSTER_TIMING.eventBurst) },
+    'sync-limit': { type: 'string', default: '1800' },
     out: { type: 'string' },
   },
 });
@@ -47,11 +56,20 @@ const SIZES = values.nodes.split(',').map(Number);
 const N_PROFILES = Number(values.profiles);
 const N_EDITS = Number(values.edits);
 const GAP_MS = Number(values.gap);
+/** How long the initial sync may take before the run at that N counts as not converged, in s. */
+const SYNC_LIMIT_MS = Number(values['sync-limit']) * 1000;
 const NS = 'sim';
 const PROFILES = `/apis/security-profiles-operator.x-k8s.io/v1beta1/namespaces/${NS}/seccompprofiles`;
 const REPORTS = '/apis/seccomp-agent.security-profiles-operator.x-k8s.io/v1alpha1/seccompnodereports';
-/** Production timing for every agent (the test timing's short leases would multiply the background writes). */
-const TIMING = { ...DEFAULT_CLUSTER_TIMING };
+/**
+ * Production timing for every agent (the test timing's short leases would multiply the background
+ * writes), but for the Event recorder's rate, which the flags set.
+ */
+const TIMING = {
+  ...DEFAULT_CLUSTER_TIMING,
+  eventsPerSecond: Number(values['events-per-second']),
+  eventBurst: Number(values['event-burst']),
+};
 const CLK_TCK = 100;
 
 const output: string[] = [];
@@ -61,6 +79,32 @@ const say = (line: string): void => {
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number): string => (ms / 1000).toFixed(1);
+
+// ---- the bench's own requests: retried, not fatal ----
+
+/** Retries of the bench's own requests, by what was asked (reset per N). */
+const retries = new Map<string, number>();
+const retryCount = (): number => [...retries.values()].reduce((s, v) => s + v, 0);
+const RETRY_ATTEMPTS = 30;
+
+/**
+ * `fn` until it answers: a failure (no answer within the client's deadline, a reset socket, a 5xx or
+ * 429) is counted under `what` and retried after 250 ms doubling to 5 s, at most RETRY_ATTEMPTS times.
+ * `done409` treats 409 Conflict as success (a create whose first attempt landed but whose answer was lost).
+ */
+async function retrying<T>(what: string, fn: () => Promise<T>, done409 = false): Promise<T | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e: unknown) {
+      if (done409 && e instanceof KubeApiError && e.status === 409) return undefined;
+      const permanent = e instanceof KubeApiError && e.status >= 400 && e.status < 500 && e.status !== 429;
+      if (permanent || attempt >= RETRY_ATTEMPTS) throw e;
+      retries.set(what, (retries.get(what) ?? 0) + 1);
+      await sleep(Math.min(5000, 250 * 2 ** (attempt - 1)));
+    }
+  }
+}
 
 // ---- what /proc and the control plane's endpoints tell ----
 
@@ -203,6 +247,7 @@ interface Row {
   fdsBench: number;
   fdsApi: number;
   warnings: number;
+  retries: number;
 }
 
 const sp = (name: string, action: string): Record<string, unknown> => ({
@@ -222,9 +267,12 @@ const installedAt = (p: SpStatus, n: number, generation?: number): boolean =>
   p.status.observedGeneration === (generation ?? p.metadata.generation);
 
 async function runOne(n: number): Promise<Row> {
+  retries.clear();
   const teardowns: (() => unknown)[] = [];
   const bed: TestLike = { teardown: (fn) => teardowns.push(fn), comment: () => {} };
   const hollow: Hollow[] = [];
+  const logs = countingLogger();
+  let finished = false;
   try {
     const cp = await startBed(bed);
     const apiPid = await pidWith(`--cert-dir=${cp.dataDir}`);
@@ -246,7 +294,6 @@ async function runOne(n: number): Promise<Row> {
     await waitFor('the real agent leading', async () => ((await real.stats()).aggregator.leading ? true : undefined));
 
     const creds = loadKubeconfig(cp.kubeconfig);
-    const logs = countingLogger();
     const BATCH = 50;
     for (let i = 1; i < n; i += BATCH) {
       const batch: Hollow[] = [];
@@ -266,6 +313,8 @@ async function runOne(n: number): Promise<Row> {
         batch.push({ node, cluster });
       }
       hollow.push(...batch);
+      if (hollow.length % 250 < BATCH || hollow.length === n - 1)
+        say(`# N=${n}: ${hollow.length} hollow agents started at ${secs(performance.now() - t0)} s`);
       await waitFor(
         'a batch of hollow agents ready',
         async () => (batch.every((h) => h.cluster.ready()) ? true : undefined),
@@ -275,7 +324,8 @@ async function runOne(n: number): Promise<Row> {
     await waitFor(
       `the aggregator seeing ${n} live nodes`,
       async () => ((await real.stats()).aggregator.liveNodes.length === n ? true : undefined),
-      120_000,
+      300_000,
+      async () => `the aggregator sees ${(await real.stats()).aggregator.liveNodes.length} live nodes`,
     );
     const startS = (performance.now() - t0) / 1000;
     say(`# N=${n}: ${n - 1} hollow agents + 1 real agent ready and ${n} nodes live in ${startS.toFixed(1)} s`);
@@ -289,21 +339,35 @@ async function runOne(n: number): Promise<Row> {
       Array.from({ length: 8 }, async () => {
         while (next < N_PROFILES) {
           const i = next++;
-          await admin.request({
-            method: 'POST',
-            path: PROFILES,
-            body: sp(`p-${i}`, i % 2 === 0 ? 'SCMP_ACT_ERRNO' : 'SCMP_ACT_LOG'),
-          });
+          await retrying(
+            'POST seccompprofiles',
+            () =>
+              admin.request({
+                method: 'POST',
+                path: PROFILES,
+                body: sp(`p-${i}`, i % 2 === 0 ? 'SCMP_ACT_ERRNO' : 'SCMP_ACT_LOG'),
+              }),
+            true,
+          );
         }
       }),
     );
+    let progress = 'no list answered yet';
+    let shown = performance.now();
     await waitFor(
       `${N_PROFILES} profiles Installed ${n}/${n}`,
       async () => {
         const l = await admin.request<{ items: SpStatus[] }>({ method: 'GET', path: PROFILES, timeoutMs: 60_000 });
+        const nodes = l.items.map((p) => Number(p.status?.installedNodes?.split('/')[0] ?? 0));
+        progress = `${l.items.filter((p) => installedAt(p, n)).length}/${l.items.length} profiles Installed ${n}/${n}, fewest nodes ${Math.min(...nodes)}, at ${secs(performance.now() - s0)} s`;
+        if (performance.now() - shown > 60_000) {
+          shown = performance.now();
+          say(`# N=${n}: sync: ${progress}`);
+        }
         return l.items.length === N_PROFILES && l.items.every((p) => installedAt(p, n)) ? true : undefined;
       },
-      1_800_000,
+      SYNC_LIMIT_MS,
+      async () => `last seen: ${progress}`,
     );
     const syncMs = performance.now() - s0;
     const aggCpuSync = (await cpuMs(realPid)) - s0cpu;
@@ -345,8 +409,10 @@ async function runOne(n: number): Promise<Row> {
     const poller = (async () => {
       while (editing || pending.size > 0) {
         for (const [name, e] of pending) {
-          const p = await admin.request<SpStatus>({ method: 'GET', path: `${PROFILES}/${name}` });
-          if (installedAt(p, n, e.generation)) {
+          const p = await retrying('GET seccompprofile', () =>
+            admin.request<SpStatus>({ method: 'GET', path: `${PROFILES}/${name}` }),
+          );
+          if (p !== undefined && installedAt(p, n, e.generation)) {
             latencies.push(performance.now() - e.t0);
             pending.delete(name);
           }
@@ -357,13 +423,16 @@ async function runOne(n: number): Promise<Row> {
     for (let e = 0; e < N_EDITS; e++) {
       const name = `p-${e % N_PROFILES}`;
       const t = performance.now();
-      const p = await admin.request<SpStatus>({
-        method: 'PATCH',
-        path: `${PROFILES}/${name}`,
-        body: { spec: { defaultAction: e % 2 === 0 ? 'SCMP_ACT_ALLOW' : 'SCMP_ACT_KILL' } },
-        contentType: 'application/merge-patch+json',
-      });
-      pending.set(name, { t0: t, generation: p.metadata.generation });
+      // A merge patch is idempotent: a retry after a lost answer sets the same spec, same generation.
+      const p = await retrying('PATCH seccompprofiles', () =>
+        admin.request<SpStatus>({
+          method: 'PATCH',
+          path: `${PROFILES}/${name}`,
+          body: { spec: { defaultAction: e % 2 === 0 ? 'SCMP_ACT_ALLOW' : 'SCMP_ACT_KILL' } },
+          contentType: 'application/merge-patch+json',
+        }),
+      );
+      if (p !== undefined) pending.set(name, { t0: t, generation: p.metadata.generation });
       if (e < N_EDITS - 1) await sleep(GAP_MS);
     }
     editing = false;
@@ -407,9 +476,13 @@ async function runOne(n: number): Promise<Row> {
       `# N=${n}: watch events in the window, by kind (summed over watchers): ${[...we].map(([k, v]) => `${k}=${v}`).join(' ')}`,
     );
 
-    const one = JSON.stringify(await admin.request({ method: 'GET', path: `${PROFILES}/p-0` }));
+    const one = JSON.stringify(
+      await retrying('GET seccompprofile', () => admin.request({ method: 'GET', path: `${PROFILES}/p-0` })),
+    );
     const rep = JSON.stringify(
-      await admin.request({ method: 'GET', path: `${REPORTS}/${names[1] ?? names[0] ?? ''}` }),
+      await retrying('GET seccompnodereport', () =>
+        admin.request({ method: 'GET', path: `${REPORTS}/${names[1] ?? names[0] ?? ''}` }),
+      ),
     );
     const sorted = [...latencies].sort((x, y) => x - y);
     const st = await real.stats();
@@ -439,13 +512,17 @@ async function runOne(n: number): Promise<Row> {
       fdsBench: await openFds('self'),
       fdsApi: await openFds(apiPid),
       warnings: logs.count(),
+      retries: retryCount(),
     };
     say(
       `N=${n}: edit→Installed ${n}/${n} p50 ${row.p50.toFixed(0)} ms max ${row.max.toFixed(0)} ms; writes/change ${row.writesPerChange.toFixed(1)} (reports ${row.reportsPerChange.toFixed(1)}, status ${row.statusPerChange.toFixed(1)}, events ${row.eventsPerChange.toFixed(1)}), /N ${(row.writesPerChange / n).toFixed(2)}; node lease writes ${row.leaseWritesPerS.toFixed(1)}/s; SeccompProfile watch events/change/watcher ${row.profileEventsPerWatcher.toFixed(2)} (agents' informers: ${row.agentEventsPerWatcher.toFixed(2)}); report events/change ${row.reportEventsPerChange.toFixed(1)}; profile ${row.profileBytes} B, report ${row.reportBytes} B; etcd ${row.etcdMiB.toFixed(1)} MiB; aggregator CPU ${row.aggCpuMsPerChange.toFixed(0)} ms/change, ${row.aggCpuSync.toFixed(1)} s for the sync, RSS ${row.aggRss.toFixed(0)} MiB (${st.aggregator.statusWrites} status writes in all); apiserver CPU ${row.apiCpuPct.toFixed(0)}% of a core; bench RSS ${row.benchRss.toFixed(0)} MiB; fds bench ${row.fdsBench}, apiserver ${row.fdsApi}; hollow warnings ${row.warnings}`,
     );
     for (const [k, c] of logs.kinds) say(`#   hollow warnings ×${c}: ${k}`);
+    finished = true;
+    say(`# N=${n}: bench request retries ${row.retries}${[...retries].map(([k, c]) => `, ${k} ×${c}`).join('')}`);
     return row;
   } finally {
+    if (!finished) for (const [k, c] of logs.kinds) say(`#   hollow warnings ×${c}: ${k}`);
     // Stop the hollow agents in parallel batches (each stop releases its Lease watches and sockets).
     for (let i = 0; i < hollow.length; i += 100)
       await Promise.all(hollow.slice(i, i + 100).map((h) => h.cluster.stop()));
@@ -454,7 +531,7 @@ async function runOne(n: number): Promise<Row> {
 }
 
 say(
-  `# cluster scale simulation: ${N_PROFILES} profiles, ${N_EDITS} edits ${GAP_MS} ms apart; ulimit -n ${await readFile('/proc/self/limits', 'utf8').then((t) => /Max open files\s+(\d+)/.exec(t)?.[1] ?? '?')}; ${new Date().toISOString()}`,
+  `# cluster scale simulation: ${N_PROFILES} profiles, ${N_EDITS} edits ${GAP_MS} ms apart; Events ${TIMING.eventsPerSecond}/s burst ${TIMING.eventBurst} per agent; ulimit -n ${await readFile('/proc/self/limits', 'utf8').then((t) => /Max open files\s+(\d+)/.exec(t)?.[1] ?? '?')}; ${new Date().toISOString()}`,
 );
 const rows: Row[] = [];
 for (const n of SIZES) {
@@ -462,6 +539,7 @@ for (const n of SIZES) {
     rows.push(await runOne(n));
   } catch (e: unknown) {
     say(`# N=${n}: failed: ${e instanceof Error ? e.message : String(e)}`);
+    say(`# N=${n}: bench request retries ${retryCount()}${[...retries].map(([k, c]) => `, ${k} ×${c}`).join('')}`);
     break;
   }
 }
@@ -484,6 +562,7 @@ const cols: [string, (r: Row) => string][] = [
   ['apiserver %', (r) => r.apiCpuPct.toFixed(0)],
   ['bench RSS MiB', (r) => r.benchRss.toFixed(0)],
   ['fds bench/api', (r) => `${r.fdsBench}/${r.fdsApi}`],
+  ['retries', (r) => String(r.retries)],
 ];
 const widths = cols.map(([h, f]) => Math.max(h.length, ...rows.map((r) => f(r).length)));
 say('');
