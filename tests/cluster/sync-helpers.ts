@@ -11,7 +11,9 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { CRDS } from '../../shared/profile/crd.js';
 import { computeDesired, type KnownProfile } from '../../shared/profile/desired.js';
+import type { Layout } from '../../shared/profile/layout.js';
 import { validateProfile } from '../../shared/profile/validate.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
 import type { ClusterStats, ClusterTiming } from '../../agent/src/cluster/index.js';
@@ -38,12 +40,13 @@ export const TEST_TIMING: Partial<ClusterTiming> = {
   electionJitterMs: 500,
 };
 
-/** A control plane with the SeccompProfile CRD established and the agent and workshop namespaces. */
-export async function startBed(t: TestLike): Promise<ControlPlane> {
+/** A control plane with the SeccompProfile CRD of a layout established and the agent and workshop namespaces. */
+export async function startBed(t: TestLike, layout: Layout = 'Namespaced'): Promise<ControlPlane> {
   const cp = await startControlPlane(t);
-  const crds = await readdir(repoPath('manifests', 'crds'));
+  // The report CRD and the one SeccompProfile CRD of the layout (a cluster has one layout at a time).
+  const crds = CRDS.filter((c) => c.layout === undefined || c.layout === layout).map((c) => c.files[0] ?? '');
   for (const f of crds) {
-    const r = await cp.kubectl(['apply', '-f', repoPath('manifests', 'crds', f)]);
+    const r = await cp.kubectl(['apply', '-f', repoPath(f)]);
     if (r.code !== 0) throw new Error(`applying ${f}: ${r.stderr}`);
   }
   const est = await cp.kubectl([
