@@ -47,6 +47,8 @@ t.test('the default rendering: least privilege, as docs/install.md says', async 
   t.same(objs.map((o) => o['kind']).sort(), [
     'ClusterRole',
     'ClusterRoleBinding',
+    // The SeccompProfile CRD of profileLayout (a template; the report CRD is in crds/).
+    'CustomResourceDefinition',
     'DaemonSet',
     'Role',
     'RoleBinding',
