@@ -155,8 +155,7 @@ export function buildProfileCrd(layout: Layout = 'Namespaced'): Record<string, u
     ],
     openAPIV3Schema: {
       type: 'object',
-      description:
-        `SeccompProfile is a ${cluster ? 'cluster-scoped ' : ''}seccomp profile that seccomp-agent installs on every node as <kubelet root>/seccomp/${file}, for pods to use with securityContext.seccompProfile (type Localhost, localhostProfile ${file}).`,
+      description: `SeccompProfile is a ${cluster ? 'cluster-scoped ' : ''}seccomp profile that seccomp-agent installs on every node as <kubelet root>/seccomp/${file}, for pods to use with securityContext.seccompProfile (type Localhost, localhostProfile ${file}).`,
       required: ['spec'],
       properties: {
         ...OBJECT_PROPERTIES,
@@ -232,18 +231,18 @@ const REPORT_CRD_NAME = `${REPORT_PLURAL}.${REPORT_GROUP}`;
 
 /** The plain manifest of a layout's SeccompProfile CRD (for `kubectl apply -f`). */
 export const profileCrdFile = (layout: Layout): string =>
-  layout === 'Namespaced' ? `manifests/crds/${PROFILE_CRD_NAME}.yaml` : `manifests/crds/${PROFILE_CRD_NAME}.cluster.yaml`;
+  layout === 'Namespaced'
+    ? `manifests/crds/${PROFILE_CRD_NAME}.yaml`
+    : `manifests/crds/${PROFILE_CRD_NAME}.cluster.yaml`;
 
 /** Every CRD we generate: the report CRD, and the SeccompProfile CRD once per layout. */
 export const CRDS: readonly GeneratedCrd[] = [
-  ...LAYOUTS.map(
-    (layout): GeneratedCrd => ({
-      name: PROFILE_CRD_NAME,
-      layout,
-      files: [profileCrdFile(layout), `manifests/helm/seccomp-agent/profile-crds/${layout}.yaml`],
-      build: () => buildProfileCrd(layout),
-    }),
-  ),
+  ...LAYOUTS.map((layout): GeneratedCrd => ({
+    name: PROFILE_CRD_NAME,
+    layout,
+    files: [profileCrdFile(layout), `manifests/helm/seccomp-agent/profile-crds/${layout}.yaml`],
+    build: () => buildProfileCrd(layout),
+  })),
   {
     name: REPORT_CRD_NAME,
     files: [`manifests/crds/${REPORT_CRD_NAME}.yaml`, `manifests/helm/seccomp-agent/crds/${REPORT_CRD_NAME}.yaml`],

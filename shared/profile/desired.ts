@@ -28,7 +28,6 @@ export type KnownProfile =
   | { ok: true; profile: SeccompProfile; warnings: Finding[] }
   | { ok: false; namespace: string; name: string; errors: Finding[]; warnings: Finding[] };
 
-
 /**
  * Bytes of specs that have no base profile, by spec object. The cluster agent recomputes the plan
  * from every profile on each change; with hundreds of profiles, rendering them all again was most

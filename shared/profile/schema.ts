@@ -4,7 +4,16 @@
  * `manifests/crds/` (a unit test fails when the committed CRD drifts).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { ACTIONS, ARCHITECTURES, FLAGS, MAX_ARG_INDEX, MAX_ARGS, OPERATORS, PROFILE_STATES, SPEC_STATES } from './enums.js';
+import {
+  ACTIONS,
+  ARCHITECTURES,
+  FLAGS,
+  MAX_ARG_INDEX,
+  MAX_ARGS,
+  OPERATORS,
+  PROFILE_STATES,
+  SPEC_STATES,
+} from './enums.js';
 import type { Action, Architecture, Flag, Operator, ProfileState, SpecState } from './enums.js';
 
 /** A string enum as a plain `{type: string, enum}` schema, which both Ajv and Kubernetes accept. */
@@ -67,7 +76,8 @@ export const SyscallSchema = Type.Object(
 );
 
 /** The API server's check (CEL) that the two spellings of "disabled" agree; validate.ts checks the same. */
-export const STATE_AGREES_RULE = "!has(self.state) || !has(self.disabled) || ((self.state == 'Disabled') == self.disabled)";
+export const STATE_AGREES_RULE =
+  "!has(self.state) || !has(self.disabled) || ((self.state == 'Disabled') == self.disabled)";
 
 export const SpecSchema = Type.Object(
   {
@@ -124,7 +134,8 @@ export const SpecSchema = Type.Object(
     'x-kubernetes-validations': [
       {
         rule: STATE_AGREES_RULE,
-        message: 'spec.state and spec.disabled disagree: use state: Disabled with disabled: true, state: Enabled with disabled: false, or only one of them',
+        message:
+          'spec.state and spec.disabled disagree: use state: Disabled with disabled: true, state: Enabled with disabled: false, or only one of them',
       },
     ],
   },
@@ -186,7 +197,7 @@ export const StatusSchema = Type.Object(
       }),
     ),
   },
-  { description: 'What the elected aggregator reports about the profile, from the nodes\' reports.' },
+  { description: "What the elected aggregator reports about the profile, from the nodes' reports." },
 );
 
 export type Arg = Static<typeof ArgSchema>;

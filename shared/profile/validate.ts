@@ -98,7 +98,7 @@ function ajvFinding(e: ErrorObject, spec: unknown): Finding {
         severity: 'error',
         reason: 'UnknownField',
         path: fieldPath(e.instancePath, field),
-        message: `is not a field of SeccompProfile ${API_VERSION_V1} or ${API_VERSION}${hint === undefined ? '' : ` (${hint})`}`,
+        message: `is not a field of SeccompProfile ${API_VERSION}${hint === undefined ? '' : ` (${hint})`}`,
       };
     }
     case 'required': {

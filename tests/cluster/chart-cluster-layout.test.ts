@@ -20,14 +20,27 @@ t.test('a layout that is not Namespaced or Cluster is refused, naming the key', 
 
 t.test('helm install --set profileLayout=Cluster; kubectl get seccompprofiles lists them with status', async (t) => {
   const install = await cp.helm(
-    ['install', 'seccomp-agent', CHART, '--namespace', AGENT_NS, '--create-namespace', '--set', 'profileLayout=Cluster'],
+    [
+      'install',
+      'seccomp-agent',
+      CHART,
+      '--namespace',
+      AGENT_NS,
+      '--create-namespace',
+      '--set',
+      'profileLayout=Cluster',
+    ],
     { timeoutMs: 120_000 },
   );
   t.equal(install.code, 0, install.stderr);
   const est = await cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/seccompprofiles.${G}`]);
   t.equal(est.code, 0, est.stderr);
   const crd = await cp.kubectl(['get', 'crd', `seccompprofiles.${G}`, '-o', 'json']);
-  const spec = (JSON.parse(crd.stdout) as { spec: { scope: string; conversion: { strategy: string }; versions: { name: string; storage: boolean }[] } }).spec;
+  const spec = (
+    JSON.parse(crd.stdout) as {
+      spec: { scope: string; conversion: { strategy: string }; versions: { name: string; storage: boolean }[] };
+    }
+  ).spec;
   t.equal(spec.scope, 'Cluster');
   t.equal(spec.conversion.strategy, 'None');
   t.same(
@@ -37,7 +50,15 @@ t.test('helm install --set profileLayout=Cluster; kubectl get seccompprofiles li
       ['v1beta1', false],
     ],
   );
-  const ds = await cp.kubectl(['get', 'daemonset', '-n', AGENT_NS, 'seccomp-agent', '-o', 'jsonpath={.spec.template.metadata.annotations}']);
+  const ds = await cp.kubectl([
+    'get',
+    'daemonset',
+    '-n',
+    AGENT_NS,
+    'seccomp-agent',
+    '-o',
+    'jsonpath={.spec.template.metadata.annotations}',
+  ]);
   t.match(ds.stdout, /"seccomp-agent.dev\/profile-layout":"Cluster"/, 'a layout change rolls the agents');
 
   const nodes = ['node-1', 'node-2'];
@@ -51,7 +72,12 @@ t.test('helm install --set profileLayout=Cluster; kubectl get seccompprofiles li
   });
   t.comment(out);
   t.match(out, /^NAME\s+STATUS\s+NODES\s+AGE/m, 'no NAMESPACE column: cluster-scoped');
-  for (const n of ['profile-block-all', 'profile-complain-unsafe', 'profile-allow-unsafe', 'profile-complain-block-high-risk']) {
+  for (const n of [
+    'profile-block-all',
+    'profile-complain-unsafe',
+    'profile-allow-unsafe',
+    'profile-complain-block-high-risk',
+  ]) {
     t.match(out, new RegExp(`^${n}\\s+Installed\\s+2/2`, 'm'), n);
   }
   const wide = await cp.kubectl(['get', 'seccompprofiles', 'profile-block-all', '-o', 'wide']);

@@ -65,7 +65,10 @@ t.test('every SeccompProfile example applies unchanged, installs everywhere, sho
     t.equal(p.status?.localhostProfile, `operator/${name}.json`);
     // Each test agent has its own kubelet root; the aggregator writes its own (a DaemonSet gives all the same).
     const path = (p.status as { path?: string }).path ?? '';
-    t.ok(agents.some((a) => path === fileOn(a, name)), `${name}: path ${path}`);
+    t.ok(
+      agents.some((a) => path === fileOn(a, name)),
+      `${name}: path ${path}`,
+    );
     t.match(p.status?.conditions, [{ type: 'Ready', status: 'True', reason: 'Installed' }], `${name}: Ready`);
   }
   for (const ex of examples) {
@@ -73,7 +76,8 @@ t.test('every SeccompProfile example applies unchanged, installs everywhere, sho
   }
   const list = await cp.kubectl(['get', 'seccompprofiles']);
   t.equal(list.code, 0, list.stderr);
-  for (const n of names) t.match(list.stdout, new RegExp(`^${n.replace(/\./g, '\\.')}\\s+Installed\\s+3/3`, 'm'), `kubectl get lists ${n}`);
+  for (const n of names)
+    t.match(list.stdout, new RegExp(`^${n.replace(/\./g, '\\.')}\\s+Installed\\s+3/3`, 'm'), `kubectl get lists ${n}`);
 });
 
 t.test('the installed files load in runc', async (t) => {
@@ -107,16 +111,37 @@ t.test('profile-allowed-syscalls as v1 and as v1beta1: one object read two ways'
 });
 
 t.test('state: Disabled removes the file from every node', async (t) => {
-  const r = await cp.kubectl(['patch', 'seccompprofile', 'profile-block-all', '--type=merge', '-p', '{"spec":{"state":"Disabled"}}']);
+  const r = await cp.kubectl([
+    'patch',
+    'seccompprofile',
+    'profile-block-all',
+    '--type=merge',
+    '-p',
+    '{"spec":{"state":"Disabled"}}',
+  ]);
   t.equal(r.code, 0, r.stderr);
   await waitFor('profile-block-all gone from every node, Disabled', async () => {
     for (const a of agents) if ((await readMaybe(fileOn(a, 'profile-block-all'))) !== undefined) return undefined;
     return (await getSp('profile-block-all'))?.status?.status === 'Disabled' ? true : undefined;
   });
-  const bad = await cp.kubectl(['patch', 'seccompprofile', 'profile-block-all', '--type=merge', '-p', '{"spec":{"disabled":false}}']);
+  const bad = await cp.kubectl([
+    'patch',
+    'seccompprofile',
+    'profile-block-all',
+    '--type=merge',
+    '-p',
+    '{"spec":{"disabled":false}}',
+  ]);
   t.not(bad.code, 0, 'the API server refuses disabled: false beside state: Disabled');
   t.match(bad.stderr, /state and spec.disabled disagree/);
-  const back = await cp.kubectl(['patch', 'seccompprofile', 'profile-block-all', '--type=merge', '-p', '{"spec":{"state":"Enabled"}}']);
+  const back = await cp.kubectl([
+    'patch',
+    'seccompprofile',
+    'profile-block-all',
+    '--type=merge',
+    '-p',
+    '{"spec":{"state":"Enabled"}}',
+  ]);
   t.equal(back.code, 0, back.stderr);
   await waitFor('profile-block-all back on every node', async () => {
     for (const a of agents) if ((await readMaybe(fileOn(a, 'profile-block-all'))) === undefined) return undefined;
@@ -132,7 +157,9 @@ t.test('deletion while a pod names operator/<name>.json', async (t) => {
       metadata: { name: 'user', namespace: 'default' },
       spec: {
         nodeName: 'node-2',
-        securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: 'operator/profile-allow-unsafe.json' } },
+        securityContext: {
+          seccompProfile: { type: 'Localhost', localhostProfile: 'operator/profile-allow-unsafe.json' },
+        },
         containers: [{ name: 'c', image: 'nginx:1.27' }],
       },
     }),
@@ -158,7 +185,7 @@ t.test('deletion while a pod names operator/<name>.json', async (t) => {
   t.same(term.status?.activeWorkloads, ['default/user']);
   const gone = await cp.kubectl(['delete', 'pod', '-n', 'default', 'user', '--grace-period=0', '--force']);
   t.equal(gone.code, 0, gone.stderr);
-  await waitFor('the object and node-2\'s file gone', async () => {
+  await waitFor("the object and node-2's file gone", async () => {
     if ((await getSp('profile-allow-unsafe')) !== undefined) return undefined;
     return (await readMaybe(fileOn(agents[1] as AgentProc, 'profile-allow-unsafe'))) === undefined ? true : undefined;
   });

@@ -25,7 +25,9 @@ export async function discoverProfileApi(api: KubeApi): Promise<ProfileApi | { p
   try {
     group = await api.request<ApiGroupDoc>({ method: 'GET', path: `/apis/${API_GROUP}` });
   } catch (e: unknown) {
-    return { problem: `the API group ${API_GROUP} is not served (is the SeccompProfile CRD installed?): ${messageOf(e)}` };
+    return {
+      problem: `the API group ${API_GROUP} is not served (is the SeccompProfile CRD installed?): ${messageOf(e)}`,
+    };
   }
   const served = new Set((group.versions ?? []).map((v) => v.version));
   for (const version of PROFILE_VERSIONS) {

@@ -112,7 +112,11 @@ export class Reconciler {
    * cannot be profiles, such as temp files, are removed. Files of the `inUse` keys stay whatever the
    * plan says (pods on the node name them).
    */
-  async sweep(plan: Map<string, Desired>, keepProfileFiles = false, inUse: Iterable<string> = []): Promise<SweepResult> {
+  async sweep(
+    plan: Map<string, Desired>,
+    keepProfileFiles = false,
+    inUse: Iterable<string> = [],
+  ): Promise<SweepResult> {
     const keep = new Set<string>(inUse);
     for (const [key, d] of plan) if (d.kind !== 'disabled') keep.add(key);
     const result = await this.#writer.sweep(keepProfileFiles ? 'all-profiles' : keep);

@@ -86,7 +86,13 @@ export function parseSourceText(file: string, text: string, catalog: SyscallCata
       }
       out.profiles.push({
         doc: n,
-        profile: { ok: false, namespace: check.namespace, name: check.name, errors: check.errors, warnings: check.warnings },
+        profile: {
+          ok: false,
+          namespace: check.namespace,
+          name: check.name,
+          errors: check.errors,
+          warnings: check.warnings,
+        },
       });
       out.problems.push(
         problem(file, n, check.errors.map((e) => `SeccompProfile ${check.ref}: ${e.path}: ${e.message}`).join('; ')),

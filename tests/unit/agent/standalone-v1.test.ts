@@ -18,7 +18,10 @@ t.test('v1 examples and a v1beta1 profile in one directory, --once', async (t) =
   for (const f of new Set(examples.map((e) => e.file))) {
     await fs.copyFile(path.join(spoExamplesDir(), f), path.join(profiles, f));
   }
-  await fs.writeFile(path.join(profiles, 'seed.yaml'), profileYaml('seccomp-test', 'seed', '  defaultAction: SCMP_ACT_LOG\n'));
+  await fs.writeFile(
+    path.join(profiles, 'seed.yaml'),
+    profileYaml('seccomp-test', 'seed', '  defaultAction: SCMP_ACT_LOG\n'),
+  );
   await fs.writeFile(
     path.join(profiles, 'off.yaml'),
     'apiVersion: security-profiles-operator.x-k8s.io/v1\nkind: SeccompProfile\nmetadata:\n  name: off\nspec:\n  state: Disabled\n  defaultAction: SCMP_ACT_LOG\n',
@@ -31,7 +34,10 @@ t.test('v1 examples and a v1beta1 profile in one directory, --once', async (t) =
     const got = await readOrUndef(path.join(operator, `${ex.name}.json`));
     t.equal(got?.toString(), ex.expected, `operator/${ex.name}.json holds the reference operator's bytes`);
   }
-  t.equal((await readOrUndef(path.join(operator, 'seccomp-test', 'seed.json')))?.toString(), '{"defaultAction":"SCMP_ACT_LOG"}');
+  t.equal(
+    (await readOrUndef(path.join(operator, 'seccomp-test', 'seed.json')))?.toString(),
+    '{"defaultAction":"SCMP_ACT_LOG"}',
+  );
   t.equal(await readOrUndef(path.join(operator, 'off.json')), undefined, 'state: Disabled: no file');
   const top = (await fs.readdir(operator)).sort();
   t.same(top, [...examples.map((e) => `${e.name}.json`), 'seccomp-test'].sort(), 'nothing else under operator/');

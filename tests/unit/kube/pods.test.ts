@@ -6,7 +6,15 @@ t.test('localhostProfile to profile key', async (t) => {
   t.equal(profileKeyOfLocalhost('localhost/operator/ns/p.json'), 'ns/p', 'the deprecated annotation form');
   t.equal(profileKeyOfLocalhost('operator/p.json'), 'p', 'a cluster-scoped profile (Cluster layout): keyed by name');
   t.equal(profileKeyOfLocalhost('localhost/operator/p.json'), 'p');
-  for (const v of ['profiles/ns/p.json', 'operator/.json', 'operator//p.json', 'operator/ns/p', 'operator/a/b/c.json', 42, undefined]) {
+  for (const v of [
+    'profiles/ns/p.json',
+    'operator/.json',
+    'operator//p.json',
+    'operator/ns/p',
+    'operator/a/b/c.json',
+    42,
+    undefined,
+  ]) {
     t.equal(profileKeyOfLocalhost(v), undefined, `${String(v)} is not ours`);
   }
 });

@@ -165,50 +165,62 @@ interface SpoCrd {
   };
 }
 
-t.test('both SeccompProfile layouts come from the one schema; Cluster has the reference operator\'s shape', async (t) => {
-  const layouts = CRDS.filter((c) => c.layout !== undefined);
-  t.same(
-    layouts.map((c) => c.layout),
-    ['Namespaced', 'Cluster'],
-  );
-  const [ns, cl] = layouts.map((c) => parse(renderCrdYaml(c)) as CrdShape & { spec: { conversion?: { strategy: string } } });
-  if (ns === undefined || cl === undefined) throw new Error('missing layout');
-  t.equal(ns.spec.scope, 'Namespaced');
-  t.same(
-    ns.spec.versions.map((v) => [v.name, v.served, v.storage]),
-    [['v1beta1', true, true]],
-  );
-  t.equal(ns.spec.conversion, undefined, 'one version: nothing to convert');
-  t.equal(cl.spec.scope, 'Cluster');
-  t.same(
-    cl.spec.versions.map((v) => [v.name, v.served, v.storage]),
-    [
-      ['v1', true, true],
-      ['v1beta1', true, false],
-    ],
-    'v1 stored, v1beta1 served',
-  );
-  t.same(cl.spec.conversion, { strategy: 'None' }, 'no conversion webhook');
-  const schemas = [...ns.spec.versions, ...cl.spec.versions].map((v) => JSON.stringify(v.schema).replace(/cluster-scoped |operator\/<namespace>\/<name>\.json|operator\/<name>\.json/g, ''));
-  t.equal(new Set(schemas).size, 1, 'every version of both layouts has the same schema (but the scope words)');
-  t.same(ns.metadata.name, cl.metadata.name, 'the same CRD object, so a cluster has one layout at a time');
+t.test(
+  "both SeccompProfile layouts come from the one schema; Cluster has the reference operator's shape",
+  async (t) => {
+    const layouts = CRDS.filter((c) => c.layout !== undefined);
+    t.same(
+      layouts.map((c) => c.layout),
+      ['Namespaced', 'Cluster'],
+    );
+    const [ns, cl] = layouts.map(
+      (c) => parse(renderCrdYaml(c)) as CrdShape & { spec: { conversion?: { strategy: string } } },
+    );
+    if (ns === undefined || cl === undefined) throw new Error('missing layout');
+    t.equal(ns.spec.scope, 'Namespaced');
+    t.same(
+      ns.spec.versions.map((v) => [v.name, v.served, v.storage]),
+      [['v1beta1', true, true]],
+    );
+    t.equal(ns.spec.conversion, undefined, 'one version: nothing to convert');
+    t.equal(cl.spec.scope, 'Cluster');
+    t.same(
+      cl.spec.versions.map((v) => [v.name, v.served, v.storage]),
+      [
+        ['v1', true, true],
+        ['v1beta1', true, false],
+      ],
+      'v1 stored, v1beta1 served',
+    );
+    t.same(cl.spec.conversion, { strategy: 'None' }, 'no conversion webhook');
+    const schemas = [...ns.spec.versions, ...cl.spec.versions].map((v) =>
+      JSON.stringify(v.schema).replace(
+        /cluster-scoped |operator\/<namespace>\/<name>\.json|operator\/<name>\.json/g,
+        '',
+      ),
+    );
+    t.equal(new Set(schemas).size, 1, 'every version of both layouts has the same schema (but the scope words)');
+    t.same(ns.metadata.name, cl.metadata.name, 'the same CRD object, so a cluster has one layout at a time');
 
-  // The reference operator's v1.0.0 CRD: same scope and versions; its spec fields are all ours.
-  const spo = parse(readFileSync(join(sharedDir(), 'spo-v1', 'crds', 'seccompprofile.yaml'), 'utf8')) as SpoCrd;
-  t.equal(spo.spec.scope, cl.spec.scope);
-  t.same(
-    spo.spec.versions.map((v) => [v.name, v.served, v.storage]),
-    cl.spec.versions.map((v) => [v.name, v.served, v.storage]),
-  );
-  const clSpec = cl.spec.versions[0]?.schema.openAPIV3Schema.properties['spec'] as { properties: Record<string, unknown> };
-  const ours = Object.keys(clSpec.properties).sort();
-  for (const v of spo.spec.versions) {
-    for (const k of Object.keys(v.schema.openAPIV3Schema.properties.spec.properties)) {
-      t.ok(ours.includes(k), `${v.name} spec.${k} is a field of ours`);
+    // The reference operator's v1.0.0 CRD: same scope and versions; its spec fields are all ours.
+    const spo = parse(readFileSync(join(sharedDir(), 'spo-v1', 'crds', 'seccompprofile.yaml'), 'utf8')) as SpoCrd;
+    t.equal(spo.spec.scope, cl.spec.scope);
+    t.same(
+      spo.spec.versions.map((v) => [v.name, v.served, v.storage]),
+      cl.spec.versions.map((v) => [v.name, v.served, v.storage]),
+    );
+    const clSpec = cl.spec.versions[0]?.schema.openAPIV3Schema.properties['spec'] as {
+      properties: Record<string, unknown>;
+    };
+    const ours = Object.keys(clSpec.properties).sort();
+    for (const v of spo.spec.versions) {
+      for (const k of Object.keys(v.schema.openAPIV3Schema.properties.spec.properties)) {
+        t.ok(ours.includes(k), `${v.name} spec.${k} is a field of ours`);
+      }
     }
-  }
-  t.ok(ours.includes('disabled'), 'and the seed-era disabled flag stays');
-  const text = renderCrdYaml(layouts[1] as GeneratedCrd);
-  t.match(text, /x-kubernetes-validations/, 'the API server refuses state and disabled that disagree');
-  t.match(text, /helm.sh\/resource-policy: keep/, 'helm uninstall keeps the profile CRD (a template, not crds/)');
-});
+    t.ok(ours.includes('disabled'), 'and the seed-era disabled flag stays');
+    const text = renderCrdYaml(layouts[1] as GeneratedCrd);
+    t.match(text, /x-kubernetes-validations/, 'the API server refuses state and disabled that disagree');
+    t.match(text, /helm.sh\/resource-policy: keep/, 'helm uninstall keeps the profile CRD (a template, not crds/)');
+  },
+);

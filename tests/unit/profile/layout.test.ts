@@ -48,25 +48,32 @@ t.test('the API paths of each layout', async (t) => {
   t.equal(cl.objectPath('', 'p'), '/apis/security-profiles-operator.x-k8s.io/v1/seccompprofiles/p');
 });
 
-t.test('scope: a v1 file without a namespace is cluster-scoped; the Cluster layout makes every profile so', async (t) => {
-  const cases: [string, Record<string, unknown>, Parameters<typeof validateProfile>[2], string][] = [
-    ['v1 file, no namespace', doc(V1, {}), {}, 'p'],
-    ['v1 file with a namespace', doc(V1, {}, 'a'), {}, 'a/p'],
-    ['v1beta1 file, no namespace (the seed: kubectl default)', doc(V1BETA1, {}), {}, 'default/p'],
-    ['v1beta1 in the Cluster layout', doc(V1BETA1, {}), { layout: 'Cluster' }, 'p'],
-    ['v1 in the Cluster layout', doc(V1, {}), { layout: 'Cluster' }, 'p'],
-    ['v1beta1 in the Namespaced layout', doc(V1BETA1, {}, 'a'), { layout: 'Namespaced' }, 'a/p'],
-  ];
-  for (const [what, d, scope, key] of cases) {
-    const c = validateProfile(d, SYSCALL_CATALOG, scope);
-    t.ok(c.ok, `${what}: valid`);
-    t.equal(checkKey(c), key, `${what}: key ${key}`);
-  }
-  const bad = validateProfile(doc('security-profiles-operator.x-k8s.io/v2', {}), SYSCALL_CATALOG);
-  t.match(bad, { ok: false, errors: [{ reason: 'WrongApiVersion', message: /use .*\/v1 or .*\/v1beta1/ }] });
-  const badCluster = validateProfile(doc(V1, { syscalls: 3 }), SYSCALL_CATALOG);
-  t.match(badCluster, { ok: false, ref: 'p', namespace: '', name: 'p' }, 'a refused cluster-scoped profile keeps its key');
-});
+t.test(
+  'scope: a v1 file without a namespace is cluster-scoped; the Cluster layout makes every profile so',
+  async (t) => {
+    const cases: [string, Record<string, unknown>, Parameters<typeof validateProfile>[2], string][] = [
+      ['v1 file, no namespace', doc(V1, {}), {}, 'p'],
+      ['v1 file with a namespace', doc(V1, {}, 'a'), {}, 'a/p'],
+      ['v1beta1 file, no namespace (the seed: kubectl default)', doc(V1BETA1, {}), {}, 'default/p'],
+      ['v1beta1 in the Cluster layout', doc(V1BETA1, {}), { layout: 'Cluster' }, 'p'],
+      ['v1 in the Cluster layout', doc(V1, {}), { layout: 'Cluster' }, 'p'],
+      ['v1beta1 in the Namespaced layout', doc(V1BETA1, {}, 'a'), { layout: 'Namespaced' }, 'a/p'],
+    ];
+    for (const [what, d, scope, key] of cases) {
+      const c = validateProfile(d, SYSCALL_CATALOG, scope);
+      t.ok(c.ok, `${what}: valid`);
+      t.equal(checkKey(c), key, `${what}: key ${key}`);
+    }
+    const bad = validateProfile(doc('security-profiles-operator.x-k8s.io/v2', {}), SYSCALL_CATALOG);
+    t.match(bad, { ok: false, errors: [{ reason: 'WrongApiVersion', message: /use .*\/v1 or .*\/v1beta1/ }] });
+    const badCluster = validateProfile(doc(V1, { syscalls: 3 }), SYSCALL_CATALOG);
+    t.match(
+      badCluster,
+      { ok: false, ref: 'p', namespace: '', name: 'p' },
+      'a refused cluster-scoped profile keeps its key',
+    );
+  },
+);
 
 t.test('state and disabled: each pair, in both versions', async (t) => {
   const pairs: [Record<string, unknown>, boolean | 'refused'][] = [
@@ -94,7 +101,11 @@ t.test('state and disabled: each pair, in both versions', async (t) => {
       }
       t.equal(specDisabled(c.profile.spec), want, `${what}: disabled ${want}`);
       const plan = computeDesired([{ ok: true, profile: c.profile, warnings: [] }]);
-      t.equal(plan.get('a/p')?.kind, want ? 'disabled' : 'install', `${what}: planned ${want ? 'disabled' : 'install'}`);
+      t.equal(
+        plan.get('a/p')?.kind,
+        want ? 'disabled' : 'install',
+        `${what}: planned ${want ? 'disabled' : 'install'}`,
+      );
     }
   }
   t.match(validateProfile(doc(V1, { state: 'Off' }), SYSCALL_CATALOG), {
@@ -115,7 +126,11 @@ t.test('every reference-operator v1 example renders to the bytes it writes, as o
     t.equal(checkKey(c), ex.name, `${ex.name}: cluster-scoped`);
     const known: KnownProfile = { ok: true, profile: c.profile, warnings: [] };
     const d = computeDesired([known]).get(ex.name);
-    t.equal(d?.kind === 'install' ? d.content : undefined, ex.expected, `${ex.file} ${ex.name}: the reference operator's bytes`);
+    t.equal(
+      d?.kind === 'install' ? d.content : undefined,
+      ex.expected,
+      `${ex.file} ${ex.name}: the reference operator's bytes`,
+    );
     t.equal(localhostProfile(c.profile.metadata.namespace, ex.name), `operator/${ex.name}.json`);
   }
 });
