@@ -4,7 +4,7 @@
  * follows the directory and guards the files against drift until `stop()`.
  */
 import type { Logger } from 'pino';
-import { computeDesired } from '../../shared/profile/desired.js';
+import { computeDesired, profileKey } from '../../shared/profile/desired.js';
 import { describeFindings } from '../../shared/profile/findings.js';
 import type { SyscallCatalog } from '../../shared/profile/validate.js';
 import { messageOf } from '../../shared/errors.js';
@@ -85,7 +85,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
     for (const p of snapshot.problems) log.error(p.message);
     for (const k of snapshot.profiles) {
       if (k.ok && k.warnings.length > 0) {
-        log.warn(describeFindings(`${k.profile.metadata.namespace}/${k.profile.metadata.name}`, k.warnings));
+        log.warn(describeFindings(profileKey(k.profile.metadata.namespace, k.profile.metadata.name), k.warnings));
       }
     }
     const plan = computeDesired(snapshot.profiles);
@@ -117,7 +117,7 @@ export async function startStandalone(deps: StandaloneDeps): Promise<Standalone>
   const drift = new DriftGuard(
     writer.operatorDir,
     reconciler,
-    () => reconciler.reports().map((r) => `${r.namespace}/${r.name}`),
+    () => reconciler.reports().map((r) => profileKey(r.namespace, r.name)),
     log.child({ component: 'drift' }),
     deps.recheckIntervalMs ?? 30_000,
   );

@@ -1,12 +1,16 @@
 /**
  * The CustomResourceDefinitions, built from the schema in `schema.ts`: SeccompProfile (the reference
- * operator's API) and SeccompNodeReport (ours, one per node). `scripts/gen-crd.ts` writes each to
- * `manifests/crds/` and to the Helm chart's `crds/`; a unit test fails when a committed file differs.
+ * operator's API) in both layouts (layout.ts: Namespaced v1beta1, or Cluster with v1 stored and
+ * v1beta1 served, the same schema, no conversion webhook) and SeccompNodeReport (ours, one per
+ * node). `scripts/gen-crd.ts` writes each to its files; a unit test fails when a committed file
+ * differs. The chart installs the report CRD from its `crds/` and the profile CRD of the layout
+ * chosen by the `profileLayout` value from `profile-crds/<layout>.yaml` (a template picks it).
  */
 import { stringify } from 'yaml';
 import {
   API_GROUP,
   API_VERSION,
+  API_VERSION_V1,
   KIND,
   PLURAL,
   PROFILE_STATES,
@@ -19,10 +23,15 @@ import {
   SHORT_NAMES,
   SINGULAR,
 } from './enums.js';
+import { LAYOUTS, type Layout } from './layout.js';
 import { NodeReportSchema, SpecSchema, StatusSchema } from './schema.js';
 
-/** The directories a generated CRD is written to: the plain manifests and the Helm chart's `crds/`. */
-export const CRD_DIRS = ['manifests/crds', 'manifests/helm/seccomp-agent/crds'] as const;
+/** The directories generated CRDs are written to: the plain manifests, the chart's `crds/` and `profile-crds/`. */
+export const CRD_DIRS = [
+  'manifests/crds',
+  'manifests/helm/seccomp-agent/crds',
+  'manifests/helm/seccomp-agent/profile-crds',
+] as const;
 
 /** Plain JSON schema, minus what a Kubernetes structural schema forbids (additionalProperties: false). */
 function structural(schema: unknown): unknown {
@@ -55,7 +64,8 @@ const OBJECT_PROPERTIES = {
 
 interface CrdParts {
   group: string;
-  version: string;
+  /** The versions served, all with the same schema; the first is stored. */
+  versions: readonly string[];
   kind: string;
   plural: string;
   singular: string;
@@ -64,9 +74,11 @@ interface CrdParts {
   subresources?: Record<string, unknown>;
   printerColumns: Record<string, unknown>[];
   openAPIV3Schema: Record<string, unknown>;
+  /** Installed by a chart template (not crds/): helm must keep it, and the profiles, on uninstall. */
+  keepOnUninstall?: boolean;
 }
 
-/** A one-version CRD with our labels and the generated-by annotation. */
+/** A CRD with our labels and the generated-by annotation; every version has the same schema. */
 function crd(p: CrdParts): Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
@@ -76,6 +88,7 @@ function crd(p: CrdParts): Record<string, unknown> {
       labels: { 'app.kubernetes.io/name': 'seccomp-agent', 'app.kubernetes.io/part-of': 'seccomp-agent' },
       annotations: {
         'seccomp-agent.dev/generated-by': 'npm run gen:crd (scripts/gen-crd.ts from shared/profile/schema.ts)',
+        ...(p.keepOnUninstall === true ? { 'helm.sh/resource-policy': 'keep' } : {}),
       },
     },
     spec: {
@@ -89,32 +102,35 @@ function crd(p: CrdParts): Record<string, unknown> {
         categories: ['security'],
       },
       scope: p.scope,
-      versions: [
-        {
-          name: p.version,
-          served: true,
-          storage: true,
-          ...(p.subresources === undefined ? {} : { subresources: p.subresources }),
-          additionalPrinterColumns: p.printerColumns,
-          schema: { openAPIV3Schema: p.openAPIV3Schema },
-        },
-      ],
+      // Same schema in every version: the API server converts by changing apiVersion only.
+      ...(p.versions.length > 1 ? { conversion: { strategy: 'None' } } : {}),
+      versions: p.versions.map((name, i) => ({
+        name,
+        served: true,
+        storage: i === 0,
+        ...(p.subresources === undefined ? {} : { subresources: p.subresources }),
+        additionalPrinterColumns: p.printerColumns,
+        schema: { openAPIV3Schema: p.openAPIV3Schema },
+      })),
     },
   };
 }
 
 const AGE = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
 
-/** The SeccompProfile CRD. */
-export function buildProfileCrd(): Record<string, unknown> {
+/** The SeccompProfile CRD of a layout (the seed's Namespaced one when not said). */
+export function buildProfileCrd(layout: Layout = 'Namespaced'): Record<string, unknown> {
+  const cluster = layout === 'Cluster';
+  const file = cluster ? 'operator/<name>.json' : 'operator/<namespace>/<name>.json';
   return crd({
     group: API_GROUP,
-    version: API_VERSION,
+    versions: cluster ? [API_VERSION_V1, API_VERSION] : [API_VERSION],
     kind: KIND,
     plural: PLURAL,
     singular: SINGULAR,
     shortNames: SHORT_NAMES,
-    scope: 'Namespaced',
+    scope: layout,
+    keepOnUninstall: true,
     subresources: { status: {} },
     printerColumns: [
       {
@@ -139,8 +155,7 @@ export function buildProfileCrd(): Record<string, unknown> {
     ],
     openAPIV3Schema: {
       type: 'object',
-      description:
-        'SeccompProfile is a seccomp profile that seccomp-agent installs on every node as <kubelet root>/seccomp/operator/<namespace>/<name>.json, for pods to use with securityContext.seccompProfile (type Localhost, localhostProfile operator/<namespace>/<name>.json).',
+      description: `SeccompProfile is a ${cluster ? 'cluster-scoped ' : ''}seccomp profile that seccomp-agent installs on every node as <kubelet root>/seccomp/${file}, for pods to use with securityContext.seccompProfile (type Localhost, localhostProfile ${file}).`,
       required: ['spec'],
       properties: {
         ...OBJECT_PROPERTIES,
@@ -159,7 +174,7 @@ export function buildReportCrd(): Record<string, unknown> {
   const body = structural(NodeReportSchema) as { properties: Record<string, unknown> };
   return crd({
     group: REPORT_GROUP,
-    version: REPORT_VERSION,
+    versions: [REPORT_VERSION],
     kind: REPORT_KIND,
     plural: REPORT_PLURAL,
     singular: REPORT_SINGULAR,
@@ -201,21 +216,43 @@ export function buildReportCrd(): Record<string, unknown> {
   });
 }
 
-/** A generated CRD: its object name and how to build it. */
+/** A generated CRD: its object name, the files it is committed as, and how to build it. */
 export interface GeneratedCrd {
   name: string;
+  /** The SeccompProfile CRD's layout; undefined for the report CRD. */
+  layout?: Layout;
+  /** Relative to the repository root. */
+  files: readonly string[];
   build: () => Record<string, unknown>;
 }
 
-/** Every CRD we generate, by object name (`<plural>.<group>`, also the file name without `.yaml`). */
+export const PROFILE_CRD_NAME = `${PLURAL}.${API_GROUP}`;
+const REPORT_CRD_NAME = `${REPORT_PLURAL}.${REPORT_GROUP}`;
+
+/** The plain manifest of a layout's SeccompProfile CRD (for `kubectl apply -f`). */
+export const profileCrdFile = (layout: Layout): string =>
+  layout === 'Namespaced'
+    ? `manifests/crds/${PROFILE_CRD_NAME}.yaml`
+    : `manifests/crds/${PROFILE_CRD_NAME}.cluster.yaml`;
+
+/** Every CRD we generate: the report CRD, and the SeccompProfile CRD once per layout. */
 export const CRDS: readonly GeneratedCrd[] = [
-  { name: `${PLURAL}.${API_GROUP}`, build: buildProfileCrd },
-  { name: `${REPORT_PLURAL}.${REPORT_GROUP}`, build: buildReportCrd },
+  ...LAYOUTS.map((layout): GeneratedCrd => ({
+    name: PROFILE_CRD_NAME,
+    layout,
+    files: [profileCrdFile(layout), `manifests/helm/seccomp-agent/profile-crds/${layout}.yaml`],
+    build: () => buildProfileCrd(layout),
+  })),
+  {
+    name: REPORT_CRD_NAME,
+    files: [`manifests/crds/${REPORT_CRD_NAME}.yaml`, `manifests/helm/seccomp-agent/crds/${REPORT_CRD_NAME}.yaml`],
+    build: buildReportCrd,
+  },
 ];
 
 /** The files a CRD is committed as, relative to the repository root. */
-export function crdFiles(c: GeneratedCrd): string[] {
-  return CRD_DIRS.map((d) => `${d}/${c.name}.yaml`);
+export function crdFiles(c: GeneratedCrd): readonly string[] {
+  return c.files;
 }
 
 /** A CRD as the YAML file we commit. */

@@ -6,7 +6,10 @@
 import { describeFindings, type Finding } from './findings.js';
 import { resolveSpec } from './merge.js';
 import { renderSpec } from './render.js';
+import { profileKey, specDisabled } from './layout.js';
 import type { SeccompProfile, SeccompProfileSpec } from './schema.js';
+
+export { profileKey } from './layout.js';
 
 export type Desired =
   | {
@@ -25,8 +28,6 @@ export type KnownProfile =
   | { ok: true; profile: SeccompProfile; warnings: Finding[] }
   | { ok: false; namespace: string; name: string; errors: Finding[]; warnings: Finding[] };
 
-export const profileKey = (namespace: string, name: string): string => `${namespace}/${name}`;
-
 /**
  * Bytes of specs that have no base profile, by spec object. The cluster agent recomputes the plan
  * from every profile on each change; with hundreds of profiles, rendering them all again was most
@@ -34,7 +35,7 @@ export const profileKey = (namespace: string, name: string): string => `${namesp
  */
 const renderedAlone = new WeakMap<SeccompProfileSpec, string>();
 
-/** The plan for every known profile, keyed by `<namespace>/<name>`. */
+/** The plan for every known profile, keyed by `<namespace>/<name>` (`<name>` when cluster-scoped). */
 export function computeDesired(known: readonly KnownProfile[]): Map<string, Desired> {
   const specs = new Map<string, SeccompProfileSpec>();
   const invalid = new Set<string>();
@@ -57,7 +58,7 @@ export function computeDesired(known: readonly KnownProfile[]): Map<string, Desi
     }
     const { namespace, name } = k.profile.metadata;
     const key = profileKey(namespace, name);
-    if (k.profile.spec.disabled === true) {
+    if (specDisabled(k.profile.spec)) {
       out.set(key, { kind: 'disabled', namespace, name, warnings: k.warnings });
       continue;
     }

@@ -70,9 +70,15 @@ export type Flag = (typeof FLAGS)[number];
 export const PROFILE_STATES = ['Pending', 'Installing', 'Installed', 'Terminating', 'Disabled', 'Error'] as const;
 export type ProfileState = (typeof PROFILE_STATES)[number];
 
+/** The values of `spec.state` (v1, and served as v1beta1 in the Cluster layout). */
+export const SPEC_STATES = ['Enabled', 'Disabled'] as const;
+export type SpecState = (typeof SPEC_STATES)[number];
+
 /** API identity of the resource. */
 export const API_GROUP = 'security-profiles-operator.x-k8s.io';
 export const API_VERSION = 'v1beta1';
+/** The reference operator's storage version since v1.0.0 (cluster-scoped profiles). */
+export const API_VERSION_V1 = 'v1';
 export const KIND = 'SeccompProfile';
 export const PLURAL = 'seccompprofiles';
 export const SINGULAR = 'seccompprofile';

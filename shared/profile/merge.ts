@@ -91,7 +91,7 @@ export function resolveSpec(namespace: string, name: string, spec: SeccompProfil
           severity: 'error',
           reason: 'BaseProfileNotFound',
           path: 'spec.baseProfileName',
-          message: `base profile "${baseName}" was not found in namespace ${namespace}${chain.length > 1 ? ` (chain ${[...chain.map((c) => c.name), baseName].join(' -> ')})` : ''}`,
+          message: `base profile "${baseName}" was not found ${namespace === '' ? 'among the cluster-scoped profiles' : `in namespace ${namespace}`}${chain.length > 1 ? ` (chain ${[...chain.map((c) => c.name), baseName].join(' -> ')})` : ''}`,
         },
       };
     }
@@ -104,6 +104,6 @@ export function resolveSpec(namespace: string, name: string, spec: SeccompProfil
     const child = chain[i];
     if (child !== undefined) merged = mergeOnto(merged, child.spec);
   }
-  const { baseProfileName: _drop, disabled: _off, ...rest } = merged;
+  const { baseProfileName: _drop, disabled: _off, state: _state, ...rest } = merged;
   return { ok: true, spec: rest, bases };
 }

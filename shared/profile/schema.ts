@@ -4,8 +4,17 @@
  * `manifests/crds/` (a unit test fails when the committed CRD drifts).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { ACTIONS, ARCHITECTURES, FLAGS, MAX_ARG_INDEX, MAX_ARGS, OPERATORS, PROFILE_STATES } from './enums.js';
-import type { Action, Architecture, Flag, Operator, ProfileState } from './enums.js';
+import {
+  ACTIONS,
+  ARCHITECTURES,
+  FLAGS,
+  MAX_ARG_INDEX,
+  MAX_ARGS,
+  OPERATORS,
+  PROFILE_STATES,
+  SPEC_STATES,
+} from './enums.js';
+import type { Action, Architecture, Flag, Operator, ProfileState, SpecState } from './enums.js';
 
 /** A string enum as a plain `{type: string, enum}` schema, which both Ajv and Kubernetes accept. */
 function stringEnum<T extends string>(values: readonly T[], description: string): TSchema & { static: T } {
@@ -66,11 +75,22 @@ export const SyscallSchema = Type.Object(
   },
 );
 
+/** The API server's check (CEL) that the two spellings of "disabled" agree; validate.ts checks the same. */
+export const STATE_AGREES_RULE =
+  "!has(self.state) || !has(self.disabled) || ((self.state == 'Disabled') == self.disabled)";
+
 export const SpecSchema = Type.Object(
   {
+    state: Type.Optional(
+      stringEnum<SpecState>(
+        SPEC_STATES,
+        'Enabled (installed on every node) or Disabled (kept in the API, installed on no node), as the reference operator v1 spells it; Enabled when left out. Must agree with disabled when both are set.',
+      ),
+    ),
     disabled: Type.Optional(
       Type.Boolean({
-        description: 'When true the profile is kept in the API but not installed on any node.',
+        description:
+          'The seed-era spelling of state: Disabled. When true the profile is kept in the API but not installed on any node. Must agree with state when both are set.',
       }),
     ),
     baseProfileName: Type.Optional(
@@ -110,7 +130,14 @@ export const SpecSchema = Type.Object(
   {
     additionalProperties: false,
     description:
-      'The seccomp profile: what the node writes to <kubelet root>/seccomp/operator/<namespace>/<name>.json.',
+      'The seccomp profile: what the node writes to <kubelet root>/seccomp/operator/<namespace>/<name>.json (namespaced profiles) or operator/<name>.json (cluster-scoped).',
+    'x-kubernetes-validations': [
+      {
+        rule: STATE_AGREES_RULE,
+        message:
+          'spec.state and spec.disabled disagree: use state: Disabled with disabled: true, state: Enabled with disabled: false, or only one of them',
+      },
+    ],
   },
 );
 
@@ -136,10 +163,14 @@ export const StatusSchema = Type.Object(
     localhostProfile: Type.Optional(
       Type.String({
         description:
-          "The value for a pod's securityContext.seccompProfile.localhostProfile: operator/<namespace>/<name>.json.",
+          "The value for a pod's securityContext.seccompProfile.localhostProfile: operator/<namespace>/<name>.json, or operator/<name>.json for a cluster-scoped profile.",
       }),
     ),
-    path: Type.Optional(Type.String({ description: 'The file path on the nodes.' })),
+    path: Type.Optional(
+      Type.String({
+        description: 'The file path of the installed profile on the nodes, as the reference operator fills it.',
+      }),
+    ),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         description: 'Conditions of the profile; Ready tells whether it is installed everywhere.',
@@ -178,6 +209,7 @@ export type ProfileCondition = Static<typeof ConditionSchema>;
 /** The parts of object metadata the agent uses. */
 export interface ProfileMeta {
   name: string;
+  /** '' for a cluster-scoped profile (layout.ts). */
   namespace: string;
   uid?: string;
   generation?: number;
@@ -198,7 +230,7 @@ export interface SeccompProfile {
 /** One profile that failed on a node: what the node's plan or its write of the file said. */
 const ReportFailureSchema = Type.Object(
   {
-    profile: Type.String({ description: 'namespace/name of the profile.' }),
+    profile: Type.String({ description: 'namespace/name of the profile (name alone when cluster-scoped).' }),
     generation: Type.Integer({ minimum: 0, description: 'The generation of the spec that failed.' }),
     reason: stringEnum<'ProfileInvalid' | 'InstallFailed'>(
       ['ProfileInvalid', 'InstallFailed'],
@@ -212,7 +244,7 @@ const ReportFailureSchema = Type.Object(
 /** One profile that pods on the node use. */
 const ReportUseSchema = Type.Object(
   {
-    profile: Type.String({ description: 'namespace/name of the profile.' }),
+    profile: Type.String({ description: 'namespace/name of the profile (name alone when cluster-scoped).' }),
     pods: Type.Array(Type.String(), {
       description: 'namespace/pod of the pods on this node that use it.',
       'x-kubernetes-list-type': 'atomic',

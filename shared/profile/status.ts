@@ -9,6 +9,7 @@
  * failed for that generation.
  */
 import type { ProfileState } from './enums.js';
+import { localhostProfile, profileKey } from './layout.js';
 import type { NodeReportBody, ProfileCondition, SeccompProfileStatus } from './schema.js';
 
 /** Condition and event reasons (CamelCase, as Kubernetes writes them). */
@@ -55,6 +56,7 @@ export function nodeView(r: NodeReportBody): NodeView {
 }
 
 export interface ProfileStatusInput {
+  /** '' when cluster-scoped. */
   namespace: string;
   name: string;
   generation: number;
@@ -71,6 +73,8 @@ export interface ProfileStatusInput {
   /** The status on the object, for lastTransitionTime. */
   previous: SeccompProfileStatus | undefined;
   now: string;
+  /** The kubelet root of the nodes (the DaemonSet gives every node the same), for status.path. */
+  kubeletRoot: string;
 }
 
 /** Where each live node stands with one profile. */
@@ -82,7 +86,7 @@ export interface NodeTally {
 }
 
 export function tally(i: ProfileStatusInput): NodeTally {
-  const key = `${i.namespace}/${i.name}`;
+  const key = profileKey(i.namespace, i.name);
   const out: NodeTally = { installed: [], pending: [], failed: [], users: [] };
   const users = new Set<string>();
   for (const node of i.liveNodes) {
@@ -109,6 +113,7 @@ export function profileStatus(
     SeccompProfileStatus,
     | 'status'
     | 'localhostProfile'
+    | 'path'
     | 'conditions'
     | 'observedGeneration'
     | 'activeWorkloads'
@@ -149,7 +154,7 @@ export function profileStatus(
     status = 'Disabled';
     ready = 'False';
     reason = Reasons.Disabled;
-    message = 'spec.disabled is true: not installed on any node';
+    message = 'disabled (spec.state: Disabled or spec.disabled: true): not installed on any node';
   } else if (live > 0 && t.pending.length === 0) {
     status = 'Installed';
     ready = 'True';
@@ -176,7 +181,9 @@ export function profileStatus(
   };
   return {
     status,
-    localhostProfile: `operator/${i.namespace}/${i.name}.json`,
+    localhostProfile: localhostProfile(i.namespace, i.name),
+    // As the reference operator fills it: the file's absolute path on the nodes.
+    path: `${i.kubeletRoot.replace(/\/+$/, '')}/seccomp/${localhostProfile(i.namespace, i.name)}`,
     conditions: [condition],
     observedGeneration: i.generation,
     activeWorkloads: t.users.slice(0, MAX_ACTIVE_WORKLOADS),

@@ -4,7 +4,8 @@
  * pasted into a v1beta1 spec, object names) are checked here. Pure: no I/O.
  */
 import { Ajv, type ErrorObject } from 'ajv';
-import { ACTIONS_WITH_ERRNO, API_GROUP, API_VERSION, KIND } from './enums.js';
+import { ACTIONS_WITH_ERRNO, API_GROUP, API_VERSION, API_VERSION_V1, KIND } from './enums.js';
+import { CLUSTER_NAMESPACE, PROFILE_VERSIONS, profileKey, type Layout } from './layout.js';
 import { boundFindings, clip, MAX_LISTED_FINDINGS, type Finding } from './findings.js';
 import { namespaceProblem, objectNameProblem, profileNameProblem } from './names.js';
 import { runtimeFindings, type Endianness } from './runtime.js';
@@ -227,6 +228,14 @@ function semanticFindings(spec: SeccompProfileSpec, catalog: SyscallCatalog): Fi
       }
     });
   });
+  if (spec.state !== undefined && spec.disabled !== undefined && (spec.state === 'Disabled') !== spec.disabled) {
+    out.push({
+      severity: 'error',
+      reason: 'StateConflict',
+      path: 'spec.disabled',
+      message: `is ${spec.disabled} but spec.state is ${spec.state}; use state: Disabled with disabled: true, state: Enabled with disabled: false, or only one of them`,
+    });
+  }
   out.push(
     ...runtimeFindings(spec, { endianness: catalog.nodeEndianness ?? 'little', isKnown: (n) => catalog.isKnown(n) }),
   );
@@ -244,39 +253,54 @@ export function validateSpec(spec: unknown, catalog: SyscallCatalog): Finding[] 
   return semanticFindings(spec as SeccompProfileSpec, catalog);
 }
 
-/** The result of reading one document as a SeccompProfile. */
+/** The result of reading one document as a SeccompProfile (namespace '' when cluster-scoped). */
 export type ProfileCheck =
   | { ok: true; profile: SeccompProfile; warnings: Finding[] }
-  | { ok: false; ref: string; errors: Finding[]; warnings: Finding[] };
+  | { ok: false; ref: string; namespace: string; name: string; errors: Finding[]; warnings: Finding[] };
 
 /**
- * Validates a whole SeccompProfile object (apiVersion, kind, metadata and spec). `defaultNamespace`
- * is used when metadata.namespace is absent, as kubectl does with the current namespace.
+ * Where a document's profile lives. From the API server the layout says it (`Cluster`: no
+ * namespace; `Namespaced`: the object's own, `defaultNamespace` when absent). From a file
+ * (`layout` left out): a v1 document without metadata.namespace is cluster-scoped, as the reference
+ * operator's v1 profiles are; any other takes `defaultNamespace`, as kubectl does with the current
+ * namespace.
  */
-export function validateProfile(doc: unknown, catalog: SyscallCatalog, defaultNamespace = 'default'): ProfileCheck {
+export interface ProfileScope {
+  layout?: Layout;
+  defaultNamespace?: string;
+}
+
+/** Validates a whole SeccompProfile object (apiVersion, kind, metadata and spec). */
+export function validateProfile(doc: unknown, catalog: SyscallCatalog, scope: ProfileScope = {}): ProfileCheck {
   const obj = (doc !== null && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
   const meta = (obj['metadata'] !== null && typeof obj['metadata'] === 'object' ? obj['metadata'] : {}) as Record<
     string,
     unknown
   >;
   const name = typeof meta['name'] === 'string' ? meta['name'] : '';
-  const namespace = typeof meta['namespace'] === 'string' ? meta['namespace'] : defaultNamespace;
+  const given = typeof meta['namespace'] === 'string' ? meta['namespace'] : undefined;
+  const clusterScoped =
+    scope.layout === 'Cluster' ||
+    (scope.layout === undefined && given === undefined && obj['apiVersion'] === `${API_GROUP}/${API_VERSION_V1}`);
+  const namespace = clusterScoped ? CLUSTER_NAMESPACE : (given ?? scope.defaultNamespace ?? 'default');
   // A name that could be valid is kept whole (the ref keys the profile); one that is too long or
   // holds control characters is shown escaped and clipped.
   const refPart = (s: string, max: number): string =>
     s.length <= max && /^[\x20-\x7e]*$/.test(s) ? s : JSON.stringify(clip(s));
-  const ref = `${refPart(namespace, 63)}/${name === '' ? '<no name>' : refPart(name, 253)}`;
+  const refName = name === '' ? '<no name>' : refPart(name, 253);
+  const ref = clusterScoped ? refName : `${refPart(namespace, 63)}/${refName}`;
   const nameProblem = objectNameProblem(name);
   const fileNameProblem = nameProblem === undefined ? profileNameProblem(name) : undefined;
-  const nsProblem = namespaceProblem(namespace);
+  const nsProblem = clusterScoped ? undefined : namespaceProblem(namespace);
   const findings: Finding[] = [];
-  const expectedApi = `${API_GROUP}/${API_VERSION}`;
-  if (obj['apiVersion'] !== expectedApi) {
+  const apiVersion = obj['apiVersion'];
+  const accepted = PROFILE_VERSIONS.map((v) => `${API_GROUP}/${v}`);
+  if (typeof apiVersion !== 'string' || !accepted.includes(apiVersion)) {
     findings.push({
       severity: 'error',
       reason: 'WrongApiVersion',
       path: 'apiVersion',
-      message: `${describeValue(obj['apiVersion'])} is not supported; use ${expectedApi}`,
+      message: `${describeValue(apiVersion)} is not supported; use ${accepted.join(' or ')}`,
     });
   }
   if (obj['kind'] !== KIND) {
@@ -295,12 +319,17 @@ export function validateProfile(doc: unknown, catalog: SyscallCatalog, defaultNa
   const bounded = boundFindings(findings);
   const errors = bounded.filter((f) => f.severity === 'error');
   const warnings = bounded.filter((f) => f.severity === 'warning');
-  if (errors.length > 0) return { ok: false, ref, errors, warnings };
+  if (errors.length > 0) return { ok: false, ref, namespace, name, errors, warnings };
+  const { namespace: _given, ...rest } = meta as { namespace?: unknown };
   const profile: SeccompProfile = {
-    apiVersion: expectedApi,
+    apiVersion: apiVersion as string,
     kind: KIND,
-    metadata: { ...(meta as object), name, namespace },
+    metadata: { ...(rest as object), name, namespace },
     spec: obj['spec'] as SeccompProfileSpec,
   };
   return { ok: true, profile, warnings };
 }
+
+/** The key of a checked document: `<name>` or `<namespace>/<name>` (layout.ts). */
+export const checkKey = (c: ProfileCheck): string =>
+  c.ok ? profileKey(c.profile.metadata.namespace, c.profile.metadata.name) : profileKey(c.namespace, c.name);

@@ -10,8 +10,8 @@ import { repoPath, type ControlPlane } from '../testbed/cluster.js';
 
 export const CHART = repoPath('manifests', 'helm', 'seccomp-agent');
 export const DEPLOY = repoPath('manifests', 'deploy', 'seccomp-agent.yaml');
-/** The names of the CRDs the chart installs (SeccompProfile first, then SeccompNodeReport). */
-export const CRD_NAMES: readonly string[] = CRDS.map((c) => c.name);
+/** The names of the CRDs the chart installs (SeccompProfile, of the layout profileLayout picks, then SeccompNodeReport). */
+export const CRD_NAMES: readonly string[] = [...new Set(CRDS.map((c) => c.name))];
 
 /** A Kubernetes object as plain data (the parts the tests read are reached through `dig`). */
 export type Obj = Record<string, unknown>;

@@ -6,12 +6,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { access, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { CRDS } from '../../shared/profile/crd.js';
 import { computeDesired, type KnownProfile } from '../../shared/profile/desired.js';
+import type { Layout } from '../../shared/profile/layout.js';
 import { validateProfile } from '../../shared/profile/validate.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
 import type { ClusterStats, ClusterTiming } from '../../agent/src/cluster/index.js';
@@ -39,12 +41,13 @@ export const TEST_TIMING: Partial<ClusterTiming> = {
   heartbeatSilenceMs: 3000,
 };
 
-/** A control plane with the SeccompProfile CRD established and the agent and workshop namespaces. */
-export async function startBed(t: TestLike): Promise<ControlPlane> {
+/** A control plane with the SeccompProfile CRD of a layout established and the agent and workshop namespaces. */
+export async function startBed(t: TestLike, layout: Layout = 'Namespaced'): Promise<ControlPlane> {
   const cp = await startControlPlane(t);
-  const crds = await readdir(repoPath('manifests', 'crds'));
+  // The report CRD and the one SeccompProfile CRD of the layout (a cluster has one layout at a time).
+  const crds = CRDS.filter((c) => c.layout === undefined || c.layout === layout).map((c) => c.files[0] ?? '');
   for (const f of crds) {
-    const r = await cp.kubectl(['apply', '-f', repoPath('manifests', 'crds', f)]);
+    const r = await cp.kubectl(['apply', '-f', repoPath(f)]);
     if (r.code !== 0) throw new Error(`applying ${f}: ${r.stderr}`);
   }
   const est = await cp.kubectl([

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { messageOf } from '../../../shared/errors.js';
-import { API_GROUP, API_VERSION, KIND } from '../../../shared/profile/enums.js';
+import { KIND } from '../../../shared/profile/enums.js';
 import type { NodeReportBody } from '../../../shared/profile/schema.js';
 import { sameStatus } from '../../../shared/profile/schema-equal.js';
 import { inUseOnLiveNodes, nodeView, profileStatus, type NodeView } from '../../../shared/profile/status.js';
@@ -16,7 +16,7 @@ import { secondsTime, type Clock } from './clock.js';
 import { DeletionGuard } from './deletion-guard.js';
 import { APPLY_PATCH, type KubeApi } from './kube-api.js';
 import type { Verdict } from './plan-loop.js';
-import { profilePath, type ProfileObj } from './profile-obj.js';
+import type { ProfileObj } from './profile-obj.js';
 import { KeyedQueue } from './status-queue.js';
 
 export const AGGREGATOR_FIELD_MANAGER = 'seccomp-agent-aggregator';
@@ -46,6 +46,8 @@ export interface AggregatorDeps {
   /** This agent's own plan's verdict on a profile (validation is the same everywhere). */
   verdict: (key: string) => Verdict | undefined;
   specRevision: (key: string) => number;
+  /** The nodes' kubelet root (the same on every node of the DaemonSet), for status.path. */
+  kubeletRoot: string;
   coalesceMs: number;
   minGapMs: number;
   /**
@@ -173,6 +175,7 @@ export class Aggregator {
       reports: this.#reports,
       previous: fresh.status,
       now: secondsTime(this.#d.clock.now()),
+      kubeletRoot: this.#d.kubeletRoot,
     });
     const settled =
       (status.status === 'Installed' || status.status === 'Disabled') && status.activeWorkloads.length === 0;
@@ -191,12 +194,12 @@ export class Aggregator {
     }
     const res = await this.#d.api.request<Record<string, unknown>>({
       method: 'PATCH',
-      path: `${profilePath(fresh.namespace, fresh.name)}/status`,
+      path: `${fresh.path}/status`,
       query: { fieldManager: AGGREGATOR_FIELD_MANAGER, force: true },
       body: {
-        apiVersion: `${API_GROUP}/${API_VERSION}`,
+        apiVersion: String(fresh.raw['apiVersion']),
         kind: KIND,
-        metadata: { name: fresh.name, namespace: fresh.namespace },
+        metadata: { name: fresh.name, ...(fresh.namespace === '' ? {} : { namespace: fresh.namespace }) },
         status,
       },
       contentType: APPLY_PATCH,

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { isKubeApiError } from '../kube/client.js';
 import { JSON_PATCH, type KubeApi } from './kube-api.js';
-import { IN_USE_FINALIZER, profilePath, type ProfileObj } from './profile-obj.js';
+import { IN_USE_FINALIZER, type ProfileObj } from './profile-obj.js';
 
 export type GuardOutcome = 'unchanged' | 'added' | 'released' | 'conflict';
 
@@ -61,7 +61,7 @@ export class DeletionGuard {
     try {
       const res = await this.#api.request<Record<string, unknown>>({
         method: 'PATCH',
-        path: profilePath(p.namespace, p.name),
+        path: p.path,
         body: ops,
         contentType: JSON_PATCH,
       });

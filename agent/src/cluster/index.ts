@@ -5,6 +5,8 @@
  * parts together: node-agent.ts (informers, plan loop, report, election), leadership.ts (what the
  * elected agent runs), aggregator.ts, deletion-guard.ts, status-queue.ts.
  */
+import { systemClock } from './clock.js';
+import { awaitProfileApi } from './discovery.js';
 import { NodeAgent } from './node-agent.js';
 import type { Cluster, ClusterDeps, ClusterStats } from './types.js';
 
@@ -29,6 +31,7 @@ function stats(a: NodeAgent): ClusterStats {
   const agg = a.leadership?.aggregator;
   return {
     node: a.d.nodeName,
+    profileApi: { layout: a.profileApi.layout, version: a.profileApi.version },
     ready: why === undefined,
     readyReason: why ?? 'first sync done: every valid profile is on disk, the Lease and the report are written',
     profiles: a.informers.profiles.size,
@@ -65,8 +68,13 @@ function stats(a: NodeAgent): ClusterStats {
   };
 }
 
+/** Discovers the SeccompProfile API (waiting for its CRD), then starts; the lists run behind it. */
 export async function startCluster(deps: ClusterDeps): Promise<Cluster> {
-  const a = new NodeAgent(deps);
+  const profileApi = await awaitProfileApi(deps.client, {
+    ...{ clock: deps.clock ?? systemClock, log: deps.log.child({ component: 'discovery' }) },
+    ...{ retryMs: deps.timing?.retryMs ?? 1000, maxRetryMs: 10_000 },
+  });
+  const a = new NodeAgent(deps, profileApi);
   if (!deps.chownAllowed && process.getuid?.() !== 65535) {
     deps.log.warn('not running as root: profile files keep this user as owner instead of 65535:65535');
   }

@@ -1,5 +1,5 @@
 /**
- * The informers every agent runs: SeccompProfiles in all namespaces, the pods bound to this node,
+ * The informers every agent runs: SeccompProfiles (all namespaces, or the cluster's), the pods bound to this node,
  * and the one aggregator Lease (the election). What the aggregator alone watches is in leadership.ts.
  */
 import type { Logger } from 'pino';
@@ -7,7 +7,8 @@ import type { KubeClient } from '../kube/client.js';
 import { podUse, type PodUse } from '../kube/pods.js';
 import { Reflector, type ChangeType, type ReflectorTiming } from '../kube/reflector.js';
 import { AGGREGATOR_LEASE, type RawLease } from './election.js';
-import { PROFILES_PATH, profileObj, type ProfileObj } from './profile-obj.js';
+import type { ProfileApi } from '../../../shared/profile/layout.js';
+import { profileObj, type ProfileObj } from './profile-obj.js';
 
 type OnChange<T> = (type: ChangeType, key: string, cur: T | undefined, old: T | undefined) => void;
 
@@ -15,6 +16,8 @@ export interface NodeInformerDeps {
   client: KubeClient;
   node: string;
   namespace: string;
+  /** The discovered SeccompProfile API (layout and version). */
+  profileApi: ProfileApi;
   timing: Partial<ReflectorTiming>;
   random: () => number;
   log: Logger;
@@ -47,8 +50,8 @@ export function nodeInformers(d: NodeInformerDeps): NodeInformers {
     profiles: new Reflector<ProfileObj>({
       ...common,
       name: 'seccompprofiles',
-      path: PROFILES_PATH,
-      transform: profileObj,
+      path: d.profileApi.listPath,
+      transform: (raw) => profileObj(raw, d.profileApi),
       keyOf: (p) => p.key,
       onChange: d.onProfile,
       onSynced: d.onSynced,

@@ -3,6 +3,7 @@
  * node's report; the node Lease; the election, and what the elected agent runs (leadership.ts).
  */
 import type { Logger } from 'pino';
+import type { ProfileApi } from '../../../shared/profile/layout.js';
 import { revision } from '../../../shared/profile/status.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaseKeeper } from '../kube/lease.js';
@@ -39,7 +40,10 @@ export class NodeAgent {
   #unleading: Promise<void> = Promise.resolve();
   terms = 0;
 
-  constructor(readonly d: ClusterDeps) {
+  constructor(
+    readonly d: ClusterDeps,
+    readonly profileApi: ProfileApi,
+  ) {
     const t = (this.t = { ...DEFAULT_CLUSTER_TIMING, ...d.timing });
     this.clock = d.clock ?? systemClock;
     this.log = d.log;
@@ -55,6 +59,7 @@ export class NodeAgent {
       client,
       node,
       namespace: d.namespace,
+      profileApi,
       timing: { ...t },
       random,
       log: child('informer'),
@@ -69,6 +74,7 @@ export class NodeAgent {
     const { profiles, pods } = this.informers;
     this.plan = new PlanLoop({
       ...{ profiles, podIndex: this.podIndex, writer, reconciler, events: this.events, catalog: d.catalog, fs: d.fs },
+      layout: profileApi.layout,
       ...{ kubeletRoot: d.kubeletRoot, chownAllowed: d.chownAllowed, driftGuard: d.driftGuard ?? true },
       ...{ clock: this.clock, coalesceMs: t.coalesceMs, retryMs: t.retryMs, log: child('plan') },
       podsSynced: () => pods.synced,
@@ -145,6 +151,7 @@ export class NodeAgent {
         offer: (raw) => profiles.offer(raw),
         verdict: (key) => this.plan.verdict(key),
         specRevision: (key) => this.specRevs.get(key),
+        kubeletRoot: this.d.kubeletRoot,
         ...{ coalesceMs: t.statusCoalesceMs, minGapMs: t.statusMinGapMs, pendingGraceMs: t.statusPendingGraceMs },
         ...{ concurrency: t.statusConcurrency, retryMs: t.retryMs },
       },

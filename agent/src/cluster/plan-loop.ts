@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { join } from 'node:path';
 import { isErrnoException, messageOf } from '../../../shared/errors.js';
 import { computeDesired, type Desired, type KnownProfile } from '../../../shared/profile/desired.js';
+import { profileKey, type Layout } from '../../../shared/profile/layout.js';
 import { Reasons } from '../../../shared/profile/status.js';
 import { validateProfile, type SyscallCatalog } from '../../../shared/profile/validate.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -40,6 +41,8 @@ export interface PlanLoopDeps {
   reconciler: ClusterReconciler;
   events: EventRecorder;
   catalog: SyscallCatalog;
+  /** The discovered layout: a Cluster one validates every profile as cluster-scoped. */
+  layout: Layout;
   fs: WriterFs;
   kubeletRoot: string;
   chownAllowed: boolean;
@@ -94,7 +97,7 @@ export class PlanLoop {
 
   reports(): ProfileReport[] {
     return [...this.#reports.values()].sort((a, b) =>
-      `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
+      profileKey(a.namespace, a.name).localeCompare(profileKey(b.namespace, b.name)),
     );
   }
 
@@ -149,7 +152,7 @@ export class PlanLoop {
   #known(p: ProfileObj): KnownProfile {
     const memo = this.#validated.get(p.key);
     if (memo !== undefined && memo.fingerprint === p.fingerprint) return memo.known;
-    const check = validateProfile(p.raw, this.#d.catalog, p.namespace);
+    const check = validateProfile(p.raw, this.#d.catalog, { layout: this.#d.layout, defaultNamespace: p.namespace });
     const k: KnownProfile = check.ok
       ? { ok: true, profile: check.profile, warnings: check.warnings }
       : { ok: false, namespace: p.namespace, name: p.name, errors: check.errors, warnings: check.warnings };
@@ -173,8 +176,9 @@ export class PlanLoop {
     for (const key of this.#validated.keys()) if (profiles.get(key) === undefined) this.#validated.delete(key);
     const plan = computeDesired(list);
     if (!this.firstPlanDone) {
-      // Only after a list that succeeded: files no profile accounts for (and crash leftovers) go.
-      await reconciler.sweep(plan);
+      // Only after a list that succeeded: files no profile accounts for (and crash leftovers) go,
+      // except those pods here still name (a file of the other layout after a move: docs/cluster.md).
+      await reconciler.sweep(plan, false, podIndex.profilesInUse());
     }
     const before = this.#reports;
     const appliedBefore = this.#applied;
@@ -277,7 +281,7 @@ export class PlanLoop {
     this.#drift = new DriftGuard(
       writer.operatorDir,
       reconciler,
-      () => reconciler.reports().map((r) => `${r.namespace}/${r.name}`),
+      () => reconciler.reports().map((r) => profileKey(r.namespace, r.name)),
       log.child({ component: 'drift' }),
     );
     await this.#drift.ready();

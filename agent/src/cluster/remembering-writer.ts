@@ -7,6 +7,7 @@
  * always looks at the disk. A forget during an install keeps that install from being remembered.
  */
 import type { Logger } from 'pino';
+import { profileKey } from '../../../shared/profile/layout.js';
 import { Reconciler, type ReconcileObserver } from '../profiles/reconciler.js';
 import { ProfileWriter, type WriteOutcome } from '../profiles/writer.js';
 
@@ -15,7 +16,7 @@ export class RememberingWriter extends ProfileWriter {
   #forgets = 0;
 
   override async install(namespace: string, name: string, content: string): Promise<WriteOutcome> {
-    const key = `${namespace}/${name}`;
+    const key = profileKey(namespace, name);
     if (this.#known.get(key) === content) return 'unchanged';
     this.#known.delete(key);
     const epoch = this.#forgets;
@@ -25,7 +26,7 @@ export class RememberingWriter extends ProfileWriter {
   }
 
   override async remove(namespace: string, name: string): Promise<boolean> {
-    this.forget(`${namespace}/${name}`);
+    this.forget(profileKey(namespace, name));
     return super.remove(namespace, name);
   }
 

@@ -89,6 +89,8 @@ export interface AggregatorStats {
 /** Counters the tests, /v1/cluster and the benchmarks read. */
 export interface ClusterStats {
   node: string;
+  /** The SeccompProfile API discovered at start. */
+  profileApi: { layout: string; version: string };
   ready: boolean;
   readyReason: string;
   profiles: number;

@@ -5,30 +5,22 @@
  */
 
 import type { V1Pod } from '@kubernetes/client-node';
+import { profileKeyOfLocalhost } from '../../../shared/profile/layout.js';
 import { containerIdsOfPod, type PodIndex as ContainerIndex, type PodRef } from '../events/pod-index.js';
 
 /** What the agent keeps of a pod. */
 export interface PodUse {
   /** `<namespace>/<name>` */
   key: string;
-  /** Profile keys `<namespace>/<name>` the pod's containers run under. */
+  /** Profile keys (`<namespace>/<name>`, or `<name>` when cluster-scoped) the pod's containers run under. */
   profiles: string[];
   uid?: string;
   /** Runtime container ids (current and last terminated) → container, for event attribution. */
   containers: { id: string; ref: PodRef }[];
 }
 
-const PREFIX = 'operator/';
-
-/** `operator/<ns>/<name>.json` → `<ns>/<name>`; anything else (other Localhost files) → undefined. */
-export function profileKeyOfLocalhost(localhostProfile: unknown): string | undefined {
-  if (typeof localhostProfile !== 'string') return undefined;
-  const p = localhostProfile.startsWith('localhost/') ? localhostProfile.slice('localhost/'.length) : localhostProfile;
-  if (!p.startsWith(PREFIX) || !p.endsWith('.json')) return undefined;
-  const parts = p.slice(PREFIX.length, -'.json'.length).split('/');
-  if (parts.length !== 2 || parts[0] === '' || parts[1] === '') return undefined;
-  return `${parts[0]}/${parts[1]}`;
-}
+/** `operator/<ns>/<name>.json` → `<ns>/<name>`, `operator/<name>.json` → `<name>` (shared/profile/layout.ts). */
+export { profileKeyOfLocalhost } from '../../../shared/profile/layout.js';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj | undefined =>

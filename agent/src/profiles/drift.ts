@@ -42,6 +42,11 @@ export class DriftGuard {
       const rel = relative(operatorDir, path);
       if (rel === '' || rel.startsWith('..')) return;
       const parts = rel.split(sep);
+      if (parts.length === 1 && path.endsWith('.json') && event !== 'addDir' && event !== 'unlinkDir') {
+        // operator/<name>.json: a cluster-scoped profile's file (key <name>)
+        repair(basename(path, '.json'));
+        return;
+      }
       if (event === 'unlinkDir' || (parts.length === 1 && event !== 'addDir')) {
         // a whole namespace directory (or the tree) went away: check every profile in it
         for (const key of keys()) if (key.startsWith(`${parts[0] ?? ''}/`)) repair(key);

@@ -109,10 +109,15 @@ export class Reconciler {
   /**
    * At start: removes what no profile accounts for (including temp files a crash left). With
    * `keepProfileFiles` (some source could not be read, so its profiles are unknown) only files that
-   * cannot be profiles, such as temp files, are removed.
+   * cannot be profiles, such as temp files, are removed. Files of the `inUse` keys stay whatever the
+   * plan says (pods on the node name them).
    */
-  async sweep(plan: Map<string, Desired>, keepProfileFiles = false): Promise<SweepResult> {
-    const keep = new Set<string>();
+  async sweep(
+    plan: Map<string, Desired>,
+    keepProfileFiles = false,
+    inUse: Iterable<string> = [],
+  ): Promise<SweepResult> {
+    const keep = new Set<string>(inUse);
     for (const [key, d] of plan) if (d.kind !== 'disabled') keep.add(key);
     const result = await this.#writer.sweep(keepProfileFiles ? 'all-profiles' : keep);
     for (const path of result.removed) this.#log.info({ path }, 'removed a file no profile accounts for');

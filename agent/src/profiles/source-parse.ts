@@ -84,10 +84,15 @@ export function parseSourceText(file: string, text: string, catalog: SyscallCata
         out.profiles.push({ doc: n, profile: { ok: true, profile: check.profile, warnings: check.warnings } });
         continue;
       }
-      const [namespace, name] = check.ref.split('/') as [string, string];
       out.profiles.push({
         doc: n,
-        profile: { ok: false, namespace, name, errors: check.errors, warnings: check.warnings },
+        profile: {
+          ok: false,
+          namespace: check.namespace,
+          name: check.name,
+          errors: check.errors,
+          warnings: check.warnings,
+        },
       });
       out.problems.push(
         problem(file, n, check.errors.map((e) => `SeccompProfile ${check.ref}: ${e.path}: ${e.message}`).join('; ')),

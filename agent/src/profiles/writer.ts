@@ -1,5 +1,6 @@
 /**
- * Puts rendered profiles on the node: `<kubelet root>/seccomp/operator/<namespace>/<name>.json`,
+ * Puts rendered profiles on the node: `<kubelet root>/seccomp/operator/<namespace>/<name>.json`
+ * (namespaced profiles) or `operator/<name>.json` (cluster-scoped ones, namespace ''),
  * directories 0744 and files 0644, owned by 65535:65535 (as the reference operator does).
  *
  * Writes are atomic and durable: write-file-atomic writes a temp file in the same directory, fsyncs
@@ -11,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { agentError, isErrnoException, messageOf } from '../../../shared/errors.js';
+import { localhostProfile, profileKey } from '../../../shared/profile/layout.js';
 import type { WriterFs } from './fs.js';
 
 export const FILE_MODE = 0o644;
@@ -59,10 +61,10 @@ export const operatorDir = (kubeletRoot: string): string => join(kubeletRoot, 's
 
 /** The file of a profile. Names are validated object names, so the path cannot leave the directory. */
 export const profilePath = (kubeletRoot: string, namespace: string, name: string): string =>
-  join(operatorDir(kubeletRoot), namespace, `${name}.json`);
+  join(kubeletRoot, 'seccomp', localhostProfile(namespace, name));
 
 /** The localhostProfile value pods use for a profile. */
-export const localhostProfile = (namespace: string, name: string): string => `operator/${namespace}/${name}.json`;
+export { localhostProfile } from '../../../shared/profile/layout.js';
 
 /** Writes, skips, removes and sweeps profile files. All disk access goes through `fs`. */
 export class ProfileWriter {
@@ -195,7 +197,8 @@ export class ProfileWriter {
       throw agentError('SECCOMP_AGENT_ERR_REMOVE', { path, detail: describeFsError(e) }, e);
     }
     await this.#fsyncDir(join(this.operatorDir, namespace));
-    await this.#removeDirIfEmpty(join(this.operatorDir, namespace));
+    // operator/ itself stays (the drift guard watches it); only a namespace directory goes.
+    if (namespace !== '') await this.#removeDirIfEmpty(join(this.operatorDir, namespace));
     return true;
   }
 
@@ -214,7 +217,7 @@ export class ProfileWriter {
     }
   }
 
-  /** Every entry under operator/<ns>/, profiles and anything else. */
+  /** Every entry under operator/ and operator/<ns>/, profiles and anything else (namespace '' at the top). */
   async list(): Promise<{ namespace: string; file: string; path: string }[]> {
     const out: { namespace: string; file: string; path: string }[] = [];
     let namespaces: string[];
@@ -238,7 +241,8 @@ export class ProfileWriter {
 
   /**
    * Removes everything under operator/ that no profile accounts for: files of profiles that are gone,
-   * temp files a crash left behind, strays. `keep` holds `<namespace>/<name>` keys, or is
+   * temp files a crash left behind, strays. `keep` holds profile keys (`<namespace>/<name>` for
+   * operator/<ns>/<name>.json, `<name>` for operator/<name>.json), or is
    * 'all-profiles' to keep every `<name>.json` and remove only the rest. Nothing outside operator/ is
    * touched. An entry that cannot be removed (a read-only file system) is reported and the rest go on.
    */
@@ -263,11 +267,7 @@ export class ProfileWriter {
     }
     for (const entry of entries) {
       const name = entry.file.endsWith('.json') ? entry.file.slice(0, -'.json'.length) : undefined;
-      if (
-        entry.namespace !== '' &&
-        name !== undefined &&
-        (keep === 'all-profiles' || keep.has(`${entry.namespace}/${name}`))
-      ) {
+      if (name !== undefined && (keep === 'all-profiles' || keep.has(profileKey(entry.namespace, name)))) {
         continue;
       }
       await attempt(entry.path, async () => {

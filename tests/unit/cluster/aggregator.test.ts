@@ -108,6 +108,7 @@ class World {
       profile: (key) => this.profiles.get(key),
       profileKeys: () => this.profiles.keys(),
       offer: (raw) => this.#cache(raw),
+      kubeletRoot: '/var/lib/kubelet',
       verdict: (key) => this.verdicts.get(key),
       specRevision: (key) => this.specRevs.get(key) ?? NaN,
       coalesceMs: COALESCE,

@@ -4,7 +4,17 @@ import { PodIndex, podUse, profileKeyOfLocalhost } from '../../../agent/src/kube
 t.test('localhostProfile to profile key', async (t) => {
   t.equal(profileKeyOfLocalhost('operator/ns/p.json'), 'ns/p');
   t.equal(profileKeyOfLocalhost('localhost/operator/ns/p.json'), 'ns/p', 'the deprecated annotation form');
-  for (const v of ['profiles/ns/p.json', 'operator/p.json', 'operator/ns/p', 'operator/a/b/c.json', 42, undefined]) {
+  t.equal(profileKeyOfLocalhost('operator/p.json'), 'p', 'a cluster-scoped profile (Cluster layout): keyed by name');
+  t.equal(profileKeyOfLocalhost('localhost/operator/p.json'), 'p');
+  for (const v of [
+    'profiles/ns/p.json',
+    'operator/.json',
+    'operator//p.json',
+    'operator/ns/p',
+    'operator/a/b/c.json',
+    42,
+    undefined,
+  ]) {
     t.equal(profileKeyOfLocalhost(v), undefined, `${String(v)} is not ours`);
   }
 });

@@ -4,7 +4,7 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { CRD_DIRS, CRDS, crdFiles, renderCrdYaml, type GeneratedCrd } from '../../../shared/profile/crd.js';
 import { ACTIONS, ARCHITECTURES, REPORT_GROUP, REPORT_KIND, REPORT_VERSION } from '../../../shared/profile/enums.js';
-import { repoRoot } from '../../helpers/shared.js';
+import { repoRoot, sharedDir } from '../../helpers/shared.js';
 
 /** The parts of a generated CRD these tests read. */
 interface CrdShape {
@@ -13,6 +13,8 @@ interface CrdShape {
     group: string;
     versions: {
       name: string;
+      served?: boolean;
+      storage?: boolean;
       additionalPrinterColumns: { name: string; type: string; jsonPath: string; description?: string }[];
       subresources?: object;
       schema: { openAPIV3Schema: { required?: string[]; properties: Record<string, unknown> } };
@@ -60,8 +62,11 @@ t.test('the committed CRDs are what the schema generates (run `npm run gen:crd` 
     t.same(
       readdirSync(join(repoRoot, d))
         .filter((f) => f.endsWith('.yaml'))
+        .map((f) => `${d}/${f}`)
         .sort(),
-      CRDS.map((c) => `${c.name}.yaml`).sort(),
+      CRDS.flatMap((c) => c.files)
+        .filter((f) => f.startsWith(`${d}/`) && !f.slice(d.length + 1).includes('/'))
+        .sort(),
       `${d} holds exactly the generated CRDs`,
     );
   }
@@ -145,3 +150,77 @@ t.test('the SeccompNodeReport CRD: cluster-scoped, top-level fields, the waterma
   t.notMatch(text, /additionalProperties: false/, 'structural schema: no additionalProperties false');
   t.match(text, /x-kubernetes-list-type: atomic/, 'the report lists are replaced whole by each apply');
 });
+
+/** The parts of the reference operator's v1.0.0 CRD compared with ours. */
+interface SpoCrd {
+  spec: {
+    scope: string;
+    conversion?: { strategy: string };
+    versions: {
+      name: string;
+      served: boolean;
+      storage: boolean;
+      schema: { openAPIV3Schema: { properties: { spec: { properties: Record<string, unknown> } } } };
+    }[];
+  };
+}
+
+t.test(
+  "both SeccompProfile layouts come from the one schema; Cluster has the reference operator's shape",
+  async (t) => {
+    const layouts = CRDS.filter((c) => c.layout !== undefined);
+    t.same(
+      layouts.map((c) => c.layout),
+      ['Namespaced', 'Cluster'],
+    );
+    const [ns, cl] = layouts.map(
+      (c) => parse(renderCrdYaml(c)) as CrdShape & { spec: { conversion?: { strategy: string } } },
+    );
+    if (ns === undefined || cl === undefined) throw new Error('missing layout');
+    t.equal(ns.spec.scope, 'Namespaced');
+    t.same(
+      ns.spec.versions.map((v) => [v.name, v.served, v.storage]),
+      [['v1beta1', true, true]],
+    );
+    t.equal(ns.spec.conversion, undefined, 'one version: nothing to convert');
+    t.equal(cl.spec.scope, 'Cluster');
+    t.same(
+      cl.spec.versions.map((v) => [v.name, v.served, v.storage]),
+      [
+        ['v1', true, true],
+        ['v1beta1', true, false],
+      ],
+      'v1 stored, v1beta1 served',
+    );
+    t.same(cl.spec.conversion, { strategy: 'None' }, 'no conversion webhook');
+    const schemas = [...ns.spec.versions, ...cl.spec.versions].map((v) =>
+      JSON.stringify(v.schema).replace(
+        /cluster-scoped |operator\/<namespace>\/<name>\.json|operator\/<name>\.json/g,
+        '',
+      ),
+    );
+    t.equal(new Set(schemas).size, 1, 'every version of both layouts has the same schema (but the scope words)');
+    t.same(ns.metadata.name, cl.metadata.name, 'the same CRD object, so a cluster has one layout at a time');
+
+    // The reference operator's v1.0.0 CRD: same scope and versions; its spec fields are all ours.
+    const spo = parse(readFileSync(join(sharedDir(), 'spo-v1', 'crds', 'seccompprofile.yaml'), 'utf8')) as SpoCrd;
+    t.equal(spo.spec.scope, cl.spec.scope);
+    t.same(
+      spo.spec.versions.map((v) => [v.name, v.served, v.storage]),
+      cl.spec.versions.map((v) => [v.name, v.served, v.storage]),
+    );
+    const clSpec = cl.spec.versions[0]?.schema.openAPIV3Schema.properties['spec'] as {
+      properties: Record<string, unknown>;
+    };
+    const ours = Object.keys(clSpec.properties).sort();
+    for (const v of spo.spec.versions) {
+      for (const k of Object.keys(v.schema.openAPIV3Schema.properties.spec.properties)) {
+        t.ok(ours.includes(k), `${v.name} spec.${k} is a field of ours`);
+      }
+    }
+    t.ok(ours.includes('disabled'), 'and the seed-era disabled flag stays');
+    const text = renderCrdYaml(layouts[1] as GeneratedCrd);
+    t.match(text, /x-kubernetes-validations/, 'the API server refuses state and disabled that disagree');
+    t.match(text, /helm.sh\/resource-policy: keep/, 'helm uninstall keeps the profile CRD (a template, not crds/)');
+  },
+);

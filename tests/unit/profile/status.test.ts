@@ -55,6 +55,7 @@ function input(o: Partial<ProfileStatusInput> = {}): ProfileStatusInput {
     reports: new Map(),
     previous: undefined,
     now: '2025-01-01T00:00:00Z',
+    kubeletRoot: '/var/lib/kubelet',
     ...o,
   };
 }
@@ -218,7 +219,7 @@ t.test('profileStatus: the status, reason, message and installedNodes', async (t
       i: { liveNodes: ['a'], reports: views(report('a', 10)), disabled: true },
       status: 'Disabled',
       reason: 'Disabled',
-      message: 'spec.disabled is true: not installed on any node',
+      message: 'disabled (spec.state: Disabled or spec.disabled: true): not installed on any node',
       installedNodes: '1/1',
     },
     {
@@ -267,7 +268,25 @@ t.test('profileStatus: the fixed fields', async (t) => {
   t.equal(s.conditions[0]?.observedGeneration, 7);
   t.equal(s.specRevision, '42');
   t.equal(profileStatus(input({ specRevision: NaN })).specRevision, '', 'unknown spec revision: empty');
+  t.equal(
+    s.path,
+    '/var/lib/kubelet/seccomp/operator/ns/p.json',
+    'path: the file on the nodes, as the reference operator fills it',
+  );
 });
+
+t.test(
+  'profileStatus of a cluster-scoped profile (namespace empty): operator/<name>.json, keyed by name',
+  async (t) => {
+    const r = report('a', 20, { inUse: [['p', ['default/pod']]] });
+    const s = profileStatus(input({ namespace: '', liveNodes: ['a'], reports: views(r), kubeletRoot: '/k/' }));
+    t.equal(s.localhostProfile, 'operator/p.json');
+    t.equal(s.path, '/k/seccomp/operator/p.json');
+    t.equal(s.status, 'Installed');
+    t.same(s.activeWorkloads, ['default/pod'], 'the report keys it by name alone');
+    t.match(s.conditions[0], { type: 'Ready', status: 'True', reason: 'Installed', message: /installed/ });
+  },
+);
 
 t.test('lastTransitionTime is kept while Ready does not change', async (t) => {
   const then = '2024-06-01T00:00:00Z';
