@@ -93,7 +93,9 @@ async function converge(what: string, since: number, of: readonly AgentProc[] = 
     what,
     async () => ((await differences(of)).length === 0 ? true : undefined),
     90_000,
-    async () => (await differences(of)).join('\n'),
+    // On a timeout: what differs, and the tail of each lagging agent's log.
+    async () =>
+      `${(await differences(of)).join('\n')}\n${of.map((a) => `--- ${a.node} log (tail):\n${a.log().slice(-4000)}`).join('\n')}`,
   );
   return Date.now() - since;
 }

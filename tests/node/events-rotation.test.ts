@@ -81,7 +81,11 @@ t.test(
     for (let r = 0; r < ROTATIONS; r++) {
       // Let records pile up (some unread by the agent when the file is renamed) ...
       await new Promise((res) => setTimeout(res, 50 + (r % 5) * 40));
-      const ino = (await stat(audit.logPath)).ino;
+      // auditd may be between its own rename and create (it also rotates by size under this load).
+      const ino = await until(
+        async () => (await stat(audit.logPath).catch(() => undefined))?.ino,
+        `audit.log before rotation ${r + 1}`,
+      );
       process.kill(audit.pid, 'SIGUSR1');
       await until(
         async () => ((await stat(audit.logPath).catch(() => undefined))?.ino !== ino ? true : undefined),

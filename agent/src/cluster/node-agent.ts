@@ -109,8 +109,9 @@ export class NodeAgent {
       () => {
         this.log.warn(
           { silentMs: t.heartbeatSilenceMs },
-          'the aggregator Lease watch went silent: the connections look cut; restarting every watch',
+          'the aggregator Lease watch went silent: the connections look cut; reopening them and every watch',
         );
+        this.d.client.resetConnections();
         this.restartWatches(true);
       },
     );

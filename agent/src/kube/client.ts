@@ -325,4 +325,13 @@ export class KubeClient {
   close(): void {
     this.#agent.destroy();
   }
+
+  /**
+   * Drops every connection, idle or busy, so the next requests open fresh ones: for connections
+   * found cut without a word (their requests fail and are retried; a kept-alive idle socket of a
+   * black-holed path would otherwise take the next watch and hang it too). The client stays usable.
+   */
+  resetConnections(): void {
+    this.#agent.destroy();
+  }
 }

@@ -97,3 +97,25 @@ t.test('a request has one deadline, also when the answer trickles in', async (t)
   t.ok(isKubeApiError(e), 'the request failed');
   t.match(String(e), /no answer within 300 ms/, 'with the deadline as the reason');
 });
+
+t.test('resetConnections drops kept-alive sockets: the next request opens a fresh connection', async (t) => {
+  let connections = 0;
+  const s = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{}');
+  });
+  s.on('connection', () => connections++);
+  const port = await listen(s);
+  t.teardown(() => {
+    s.closeAllConnections();
+    s.close();
+  });
+  const c = new KubeClient({ server: `http://127.0.0.1:${port}`, insecureSkipTlsVerify: false });
+  t.teardown(() => c.close());
+  await c.request({ method: 'GET', path: '/a' });
+  await c.request({ method: 'GET', path: '/b' });
+  t.equal(connections, 1, 'kept alive: one connection for two requests');
+  c.resetConnections();
+  await c.request({ method: 'GET', path: '/c' });
+  t.equal(connections, 2, 'after the reset a new connection, and the client still works');
+});
