@@ -39,7 +39,7 @@ export interface PlanLoopDeps {
   podIndex: PodIndex;
   writer: RememberingWriter;
   reconciler: ClusterReconciler;
-  events: EventRecorder;
+  events: Pick<EventRecorder, 'record'>;
   catalog: SyscallCatalog;
   /** The discovered layout: a Cluster one validates every profile as cluster-scoped. */
   layout: Layout;
@@ -182,7 +182,8 @@ export class PlanLoop {
     }
     const before = this.#reports;
     const appliedBefore = this.#applied;
-    const result = await reconciler.apply(plan);
+    // A file no profile names any more stays while pods here name it, in every plan; disabled goes.
+    const result = await reconciler.apply(plan, (key) => podIndex.users(key));
     this.#reports = new Map(reconciler.reportMap());
     const applied = new Map<string, Verdict>();
     for (const [key, p] of fingerprints) {
@@ -248,9 +249,19 @@ export class PlanLoop {
           'Normal',
           Reasons.ProfileRemoved,
           'Remove',
-          'removed from this node',
+          r.state === 'Retained' ? 'removed from this node: no pod here uses it any more' : 'removed from this node',
         );
       }
+    }
+    for (const [key, r] of this.#reports) {
+      if (r.state !== 'Retained' || before.get(key)?.state === 'Retained') continue;
+      events.record(
+        { namespace: r.namespace, name: r.name, uid: '' },
+        'Normal',
+        Reasons.ProfileInUse,
+        'Keep',
+        `kept on this node: ${r.message ?? ''}`,
+      );
     }
     for (const key of result.failed) {
       const r = this.#reports.get(key);

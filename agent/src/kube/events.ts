@@ -65,10 +65,12 @@ export class EventRecorder {
       this.stats.dropped++;
       return;
     }
+    // A cluster-scoped profile's Events go to `default`, as client-go's recorders put them.
+    const namespace = target.namespace === '' ? 'default' : target.namespace;
     const body = {
       apiVersion: 'events.k8s.io/v1',
       kind: 'Event',
-      metadata: { name: `${target.name.slice(0, 230)}.${randomBytes(8).toString('hex')}`, namespace: target.namespace },
+      metadata: { name: `${target.name.slice(0, 230)}.${randomBytes(8).toString('hex')}`, namespace },
       eventTime: microTime(Date.now()),
       reportingController: REPORTING_CONTROLLER,
       reportingInstance: `${REPORTING_CONTROLLER}-${this.#node}`.slice(0, 128),
@@ -79,12 +81,12 @@ export class EventRecorder {
       regarding: {
         apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
         kind: 'SeccompProfile',
-        namespace: target.namespace,
+        ...(target.namespace === '' ? {} : { namespace: target.namespace }),
         name: target.name,
         ...(target.uid === '' ? {} : { uid: target.uid }),
       },
     };
-    this.#queue.push({ path: `/apis/events.k8s.io/v1/namespaces/${target.namespace}/events`, body, reason });
+    this.#queue.push({ path: `/apis/events.k8s.io/v1/namespaces/${namespace}/events`, body, reason });
     this.#pump();
   }
 

@@ -4,15 +4,28 @@
  *
  * Nothing is lost on bad input: a profile that becomes invalid keeps its last good file on disk (pods
  * that use it can still start) and is reported as Error; only a profile that is gone, or disabled,
- * has its file removed.
+ * has its file removed. A file of a profile that is gone stays while pods on the node name it (the
+ * cluster mode says who, `apply`'s `users`): it is reported as Retained and removed by the first
+ * apply after the last of them left. Disabled removes the file whoever uses it.
  */
 import type { Logger } from 'pino';
 import type { Desired } from '../../../shared/profile/desired.js';
 import { describeFindings, type Finding } from '../../../shared/profile/findings.js';
 import { messageOf } from '../../../shared/errors.js';
+import { splitProfileKey } from '../../../shared/profile/layout.js';
+import { nameList } from '../../../shared/profile/status.js';
 import { localhostProfile, profilePath, sha256, type ProfileWriter, type SweepResult } from './writer.js';
 
-export type NodeProfileState = 'Installed' | 'Error' | 'Disabled';
+/**
+ * `Retained`: no profile names the file any more (its object is gone: deleted past its finalizer, its
+ * CRD deleted, the cluster moved to the other layout), and it stays because pods on this node use it.
+ */
+export type NodeProfileState = 'Installed' | 'Error' | 'Disabled' | 'Retained';
+
+/** The pods on this node that name a profile key (none: the standalone mode has no pods). */
+export type UsersOf = (key: string) => readonly string[];
+
+const NO_USERS: UsersOf = () => [];
 
 /** What this node knows about one profile, for /v1/profiles, status and --once. */
 export interface ProfileReport {
@@ -96,9 +109,12 @@ export class Reconciler {
     return this.#plan.get(key);
   }
 
-  /** Applies a new plan after whatever apply is running; resolves when it is done. */
-  apply(plan: Map<string, Desired>): Promise<ApplyResult> {
-    const run = this.#running.then(() => this.#applyNow(plan));
+  /**
+   * Applies a new plan after whatever apply is running; resolves when it is done. A file the plan
+   * no longer names stays while `users` names pods for its key (Retained); disabled ones go.
+   */
+  apply(plan: Map<string, Desired>, users: UsersOf = NO_USERS): Promise<ApplyResult> {
+    const run = this.#running.then(() => this.#applyNow(plan, users));
     this.#running = run.then(
       () => undefined,
       () => undefined,
@@ -110,16 +126,22 @@ export class Reconciler {
    * At start: removes what no profile accounts for (including temp files a crash left). With
    * `keepProfileFiles` (some source could not be read, so its profiles are unknown) only files that
    * cannot be profiles, such as temp files, are removed. Files of the `inUse` keys stay whatever the
-   * plan says (pods on the node name them).
+   * plan says (pods on the node name them); those the plan does not name are followed from then on,
+   * so that an apply removes them once no pod uses them (a file of the other layout after a move).
    */
   async sweep(
     plan: Map<string, Desired>,
     keepProfileFiles = false,
     inUse: Iterable<string> = [],
   ): Promise<SweepResult> {
-    const keep = new Set<string>(inUse);
+    const used = new Set<string>(inUse);
+    const keep = new Set<string>(used);
     for (const [key, d] of plan) if (d.kind !== 'disabled') keep.add(key);
     const result = await this.#writer.sweep(keepProfileFiles ? 'all-profiles' : keep);
+    // Only keys of files the sweep found under operator/ (a pod's localhostProfile names any path).
+    for (const key of result.kept) {
+      if (used.has(key) && !plan.has(key)) this.#mayBeOnDisk.set(key, splitProfileKey(key));
+    }
     for (const path of result.removed) this.#log.info({ path }, 'removed a file no profile accounts for');
     for (const f of result.failed) this.#log.error({ path: f.path }, f.message);
     return result;
@@ -172,7 +194,7 @@ export class Reconciler {
     return 'restored';
   }
 
-  async #applyNow(plan: Map<string, Desired>): Promise<ApplyResult> {
+  async #applyNow(plan: Map<string, Desired>, users: UsersOf): Promise<ApplyResult> {
     this.#plan = plan;
     const result: ApplyResult = { written: [], removed: [], failed: [] };
     for (const [key, d] of plan) {
@@ -232,6 +254,8 @@ export class Reconciler {
     }
     for (const [key, d] of [...this.#mayBeOnDisk]) {
       if (plan.has(key)) continue;
+      const pods = users(key);
+      if (pods.length > 0 && (await this.#retain(key, d.namespace, d.name, pods, result))) continue;
       this.#reports.delete(key);
       this.#installed.delete(key);
       try {
@@ -248,5 +272,43 @@ export class Reconciler {
       }
     }
     return result;
+  }
+
+  /**
+   * Keeps the file of a key no plan names, for the pods that use it: reported as Retained with what
+   * is on disk. False when there is no file (nothing to keep: the key is forgotten).
+   */
+  async #retain(
+    key: string,
+    namespace: string,
+    name: string,
+    pods: readonly string[],
+    result: ApplyResult,
+  ): Promise<boolean> {
+    let onDisk: string | undefined;
+    let unreadable = '';
+    try {
+      onDisk = await this.#writer.digest(namespace, name);
+      if (onDisk === undefined) return false;
+    } catch (e: unknown) {
+      // It stays (a removal would likely fail the same way), and says why.
+      unreadable = ` (it cannot be read: ${messageOf(e)})`;
+    }
+    const before = this.#reports.get(key);
+    if (before?.state !== 'Retained') {
+      this.#log.info({ profile: key, pods }, 'no profile names this file any more; it stays while pods here use it');
+    }
+    this.#reports.set(key, {
+      namespace,
+      name,
+      state: 'Retained',
+      path: this.#pathOf(key, namespace, name),
+      localhostProfile: localhostProfile(namespace, name),
+      ...(onDisk === undefined ? {} : { sha256: onDisk }),
+      message: `no SeccompProfile names this file any more; it stays while pods on this node use it: ${nameList(pods)}${unreadable}`,
+      warnings: [],
+      bases: [],
+    });
+    return true;
   }
 }

@@ -35,9 +35,10 @@ export interface InstalledFile {
 
 export type WriteOutcome = 'written' | 'unchanged' | 'repaired-metadata';
 
-/** What a sweep removed, and what it could not (with the cause). */
+/** What a sweep removed, what it could not (with the cause), and the profile keys of the files it kept. */
 export interface SweepResult {
   removed: string[];
+  kept: string[];
   failed: { path: string; message: string }[];
 }
 
@@ -247,7 +248,7 @@ export class ProfileWriter {
    * touched. An entry that cannot be removed (a read-only file system) is reported and the rest go on.
    */
   async sweep(keep: ReadonlySet<string> | 'all-profiles'): Promise<SweepResult> {
-    const result: SweepResult = { removed: [], failed: [] };
+    const result: SweepResult = { removed: [], kept: [], failed: [] };
     const attempt = async (path: string, step: () => Promise<void>): Promise<void> => {
       try {
         await step();
@@ -268,6 +269,7 @@ export class ProfileWriter {
     for (const entry of entries) {
       const name = entry.file.endsWith('.json') ? entry.file.slice(0, -'.json'.length) : undefined;
       if (name !== undefined && (keep === 'all-profiles' || keep.has(profileKey(entry.namespace, name)))) {
+        result.kept.push(profileKey(entry.namespace, name));
         continue;
       }
       await attempt(entry.path, async () => {
