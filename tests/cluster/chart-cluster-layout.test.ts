@@ -33,6 +33,9 @@ t.test('helm install --set profileLayout=Cluster; kubectl get seccompprofiles li
     { timeoutMs: 120_000 },
   );
   t.equal(install.code, 0, install.stderr);
+  t.match(install.stdout, '/var/lib/kubelet/seccomp/operator/<name>.json', 'NOTES: the Cluster layout path');
+  t.match(install.stdout, /^ {2}kubectl describe seccompprofile <name> /m, 'NOTES: no namespace');
+  t.notMatch(install.stdout, '<namespace>', 'NOTES: nothing namespaced');
   const est = await cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/seccompprofiles.${G}`]);
   t.equal(est.code, 0, est.stderr);
   const crd = await cp.kubectl(['get', 'crd', `seccompprofiles.${G}`, '-o', 'json']);

@@ -41,6 +41,7 @@ const EXAMPLES = [
   'profile-complain-block-high-risk',
 ];
 
+const t0 = performance.now();
 const cp = await startControlPlane(t);
 const helm = async (verb: 'install' | 'upgrade', layout: Layout): Promise<void> => {
   const r = await cp.helm(
@@ -60,6 +61,7 @@ t.teardown(() => Promise.all(roots.map((r) => rm(r, { recursive: true, force: tr
 const start = (i: number): Promise<AgentProc> =>
   startAgent(t, { node: NODES[i] ?? '', kubeconfig: cp.kubeconfig, root: roots[i] ?? '' });
 let agents: AgentProc[] = await Promise.all(NODES.map((_n, i) => start(i)));
+t.comment(`control plane, chart and 2 agents up in ${Math.round(performance.now() - t0)} ms`);
 const agent = (node: string): AgentProc => {
   const a = agents.find((x) => x.node === node);
   if (a === undefined) throw new Error(`no agent on ${node}`);
