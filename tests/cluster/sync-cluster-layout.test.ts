@@ -108,6 +108,20 @@ t.test('profile-allowed-syscalls as v1 and as v1beta1: one object read two ways'
   const after = await getSp('profile-allowed-syscalls', 'v1');
   t.equal(after?.metadata.generation, v1?.metadata.generation, 'applying the v1beta1 copy changes no spec');
   t.same(after?.spec, v1?.spec);
+  // A new object written as v1beta1 reads back as v1 (and installs as any v1 profile does).
+  const fresh = copy.replace('name: profile-allowed-syscalls', 'name: written-as-v1beta1');
+  t.match(fresh, 'name: written-as-v1beta1');
+  const w = await cp.kubectl(['apply', '-f', '-'], { input: fresh });
+  t.equal(w.code, 0, w.stderr);
+  const asV1 = await getSp('written-as-v1beta1', 'v1');
+  t.equal((asV1 as unknown as { apiVersion: string }).apiVersion, `${G}/v1`);
+  t.same(asV1?.spec, v1?.spec, 'written as v1beta1, read as v1: the same spec');
+  await waitFor('written-as-v1beta1 on every node with the bytes of the v1 example', async () => {
+    for (const a of agents) if ((await readMaybe(fileOn(a, 'written-as-v1beta1'))) !== ex?.expected) return undefined;
+    return true;
+  });
+  const rm = await cp.kubectl(['delete', 'seccompprofile', 'written-as-v1beta1']);
+  t.equal(rm.code, 0, rm.stderr);
 });
 
 t.test('state: Disabled removes the file from every node', async (t) => {

@@ -9,7 +9,7 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { IN_USE_FINALIZER } from '../../agent/src/cluster/index.js';
 import type { Layout } from '../../shared/profile/layout.js';
 import { spoExamplesDir } from '../helpers/spo-v1.js';
@@ -148,6 +148,35 @@ t.test('Namespaced: three profiles on both nodes, pods on node-1 use two of them
   }
 });
 
+/** A profile with one of the two spellings of "not installed" is Disabled, has no file, and keeps its spec. */
+async function disabledSpelling(t: Test, layout: Layout, spelling: Record<string, unknown>): Promise<void> {
+  const name = `off-${layout.toLowerCase()}`;
+  const ns = layout === 'Cluster' ? '' : NS;
+  await cp.apply(
+    JSON.stringify({
+      apiVersion: `${G}/${layout === 'Cluster' ? 'v1' : 'v1beta1'}`,
+      kind: 'SeccompProfile',
+      metadata: { name, ...(ns === '' ? {} : { namespace: ns }) },
+      spec: { defaultAction: 'SCMP_ACT_LOG', ...spelling },
+    }),
+  );
+  const target = ns === '' ? [name] : ['-n', ns, name];
+  const p = await waitFor(`${name} Disabled`, async () => {
+    const r = await cp.kubectl(['get', 'seccompprofile', ...target, '-o', 'json']);
+    const o = r.code === 0 ? (JSON.parse(r.stdout) as SpObject) : undefined;
+    return o?.status?.status === 'Disabled' ? o : undefined;
+  });
+  t.match(p.spec, spelling, `${layout}: the API server keeps ${JSON.stringify(spelling)}`);
+  for (const a of agents) {
+    const file = ns === '' ? clusterFile(a, name) : fileOf(a.root, ns, name);
+    t.notOk(await has(file), `${a.node}: no file for ${JSON.stringify(spelling)}`);
+  }
+}
+
+t.test('Namespaced: the v1 spelling state: Disabled installs nothing', (t) =>
+  disabledSpelling(t, 'Namespaced', { state: 'Disabled' }),
+);
+
 t.test('the in-use finalizer removed by hand while a pod uses it: the file stays on its node', async (t) => {
   const node1 = agent('node-1');
   const before = await readMaybe(fileOf(node1.root, NS, 'forced'));
@@ -194,6 +223,7 @@ t.test('Namespaced → Cluster: the file of the old layout a pod uses stays, new
   });
   t.match(out, /^NAME\s+STATUS\s+NODES\s+AGE/m, 'kubectl get seccompprofiles: no namespace');
   for (const a of agents) for (const n of EXAMPLES) t.ok(await has(clusterFile(a, n)), `${a.node}: operator/${n}.json`);
+  await disabledSpelling(t, 'Cluster', { disabled: true });
   const ev = JSON.parse(await kubectl(['get', 'events.events.k8s.io', '-n', 'default', '-o', 'json'])) as {
     items: { reason: string; regarding: { name: string; namespace?: string } }[];
   };

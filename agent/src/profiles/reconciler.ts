@@ -225,7 +225,11 @@ export class Reconciler {
             this.#observer.operation('delete');
           }
           this.#mayBeOnDisk.delete(key);
-          this.#reports.set(key, { ...base, state: 'Disabled', message: 'spec.disabled is true: not installed' });
+          this.#reports.set(key, {
+            ...base,
+            state: 'Disabled',
+            message: 'disabled (spec.state: Disabled or spec.disabled: true): not installed',
+          });
         } else {
           result.failed.push(key);
           this.#observer.error(d.findings[0]?.reason ?? 'ProfileInvalid');
@@ -255,7 +259,7 @@ export class Reconciler {
     for (const [key, d] of [...this.#mayBeOnDisk]) {
       if (plan.has(key)) continue;
       const pods = users(key);
-      if (pods.length > 0 && (await this.#retain(key, d.namespace, d.name, pods, result))) continue;
+      if (pods.length > 0 && (await this.#retain(key, d.namespace, d.name, pods))) continue;
       this.#reports.delete(key);
       this.#installed.delete(key);
       try {
@@ -278,13 +282,7 @@ export class Reconciler {
    * Keeps the file of a key no plan names, for the pods that use it: reported as Retained with what
    * is on disk. False when there is no file (nothing to keep: the key is forgotten).
    */
-  async #retain(
-    key: string,
-    namespace: string,
-    name: string,
-    pods: readonly string[],
-    result: ApplyResult,
-  ): Promise<boolean> {
+  async #retain(key: string, namespace: string, name: string, pods: readonly string[]): Promise<boolean> {
     let onDisk: string | undefined;
     let unreadable = '';
     try {
