@@ -233,15 +233,17 @@ t.test('Namespaced → Cluster: the file of the old layout a pod uses stays, new
   );
 
   await deletePod(NS, 'user-moved');
-  await waitFor('node-1 removes the old file once the pod is gone', async () =>
-    (await has(fileOf(node1.root, NS, 'moved'))) ? undefined : true,
+  // The file goes first, then its namespace directory, now empty.
+  const want = EXAMPLES.map((n) => `${n}.json`).sort();
+  const operator = join(node1.root, 'seccomp', 'operator');
+  await waitFor(
+    'node-1 removes the old file and its directory once the pod is gone, holding only the new layout',
+    async () => (JSON.stringify((await readdir(operator)).sort()) === JSON.stringify(want) ? true : undefined),
+    30_000,
+    async () => `node-1 operator/: ${(await readdir(operator)).join(' ')}`,
   );
   t.equal(node1.proc.exitCode, null, 'the same agent process: no restart');
-  t.same(
-    (await readdir(join(node1.root, 'seccomp', 'operator'))).sort(),
-    EXAMPLES.map((n) => `${n}.json`).sort(),
-    'node-1 holds only the new layout',
-  );
+  t.notOk(await has(fileOf(node1.root, NS, 'moved')), 'operator/seccomp-test/moved.json is gone');
 });
 
 t.test('and back, Cluster → Namespaced: operator/<name>.json stays while its pod runs', async (t) => {
