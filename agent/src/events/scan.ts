@@ -217,6 +217,19 @@ export class RecordScanner {
       commR = this.rComm;
       exeR = this.rExe;
       p = f0 + rl;
+      // The rest as the kernel writes it (audit_seccomp): read without looking for keys.
+      if (this.callFields(buf, p, e)) {
+        sig = this.tSig;
+        archA = this.tArchA;
+        archB = this.tArchB;
+        syscallNr = this.tSyscall;
+        compat = this.tCompat;
+        ipA = this.tIpA;
+        ipB = this.tIpB;
+        codeA = this.tCodeA;
+        codeB = this.tCodeB;
+        p = end;
+      }
     } else regionEnd = 0;
     while (p < end) {
       const c0 = buf[p];
@@ -351,6 +364,75 @@ export class RecordScanner {
     return true;
   }
 
+  private tSig = NaN;
+  private tArchA = -1;
+  private tArchB = -1;
+  private tSyscall = NaN;
+  private tCompat = NaN;
+  private tIpA = -1;
+  private tIpB = -1;
+  private tCodeA = -1;
+  private tCodeB = -1;
+
+  /**
+   * `sig=<d> arch=<8 hex> syscall=<d> compat=<d> ip=0x<hex> code=0x<hex>` at p, then 0x1d or the
+   * end of the line: exactly what the token loop would read from there (every value one token of
+   * digits or hex, ending where the loop ends it). False for anything else (the loop reads it).
+   */
+  private callFields(buf: Buffer, p: number, e: number): boolean {
+    let q = p;
+    if (!at(buf, q, e, SIG_EQ)) return false;
+    q += SIG_EQ.length;
+    let a = q;
+    let n = 0;
+    for (; q < e; q++) {
+      const c = (buf[q] ?? 0) - 48;
+      if (c < 0 || c > 9) break;
+      n = n * 10 + c;
+    }
+    if (q === a || q - a > 15 || !at(buf, q, e, ARCH_EQ)) return false;
+    this.tSig = n;
+    q += ARCH_EQ.length;
+    a = q;
+    for (; q < e && hexDigit(buf[q] ?? 0, false) >= 0; q++);
+    if (q - a !== 8 || !at(buf, q, e, SYSCALL_EQ)) return false;
+    this.tArchA = a;
+    this.tArchB = q;
+    q += SYSCALL_EQ.length;
+    a = q;
+    n = 0;
+    for (; q < e; q++) {
+      const c = (buf[q] ?? 0) - 48;
+      if (c < 0 || c > 9) break;
+      n = n * 10 + c;
+    }
+    if (q === a || q - a > 15 || !at(buf, q, e, COMPAT_EQ)) return false;
+    this.tSyscall = n;
+    q += COMPAT_EQ.length;
+    a = q;
+    n = 0;
+    for (; q < e; q++) {
+      const c = (buf[q] ?? 0) - 48;
+      if (c < 0 || c > 9) break;
+      n = n * 10 + c;
+    }
+    if (q === a || q - a > 15 || !at(buf, q, e, IP_EQ)) return false;
+    this.tCompat = n;
+    q += IP_EQ.length;
+    a = q;
+    for (; q < e && hexDigit(buf[q] ?? 0, false) >= 0; q++);
+    if (q === a || !at(buf, q, e, CODE_EQ)) return false;
+    this.tIpA = a - 2;
+    this.tIpB = q;
+    q += CODE_EQ.length;
+    a = q;
+    for (; q < e && hexDigit(buf[q] ?? 0, false) >= 0; q++);
+    if (q === a || (q < e && buf[q] !== GS)) return false;
+    this.tCodeA = a - 2;
+    this.tCodeB = q;
+    return true;
+  }
+
   private remember(
     buf: Buffer,
     a: number,
@@ -379,6 +461,12 @@ export class RecordScanner {
 }
 
 const COMPAT = Buffer.from('compat', 'latin1');
+const SIG_EQ = Buffer.from('sig=', 'latin1');
+const ARCH_EQ = Buffer.from(' arch=', 'latin1');
+const SYSCALL_EQ = Buffer.from(' syscall=', 'latin1');
+const COMPAT_EQ = Buffer.from(' compat=', 'latin1');
+const IP_EQ = Buffer.from(' ip=0x', 'latin1');
+const CODE_EQ = Buffer.from(' code=0x', 'latin1');
 const SYSCALL = Buffer.from('syscall', 'latin1');
 
 const K_NONE = 0;
