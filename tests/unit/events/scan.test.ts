@@ -137,6 +137,24 @@ t.test('lines the scanner leaves to parseLine', async (t) => {
     t.ok(scanned(sc, line), `${name}: taken`);
     t.equal(compare(sc, line), null, `${name}: as parseLine reads it`);
   }
+  // Each again right after the canonical line, so that the remembered region (and the call's fields
+  // read in the kernel's order) is what reads it.
+  for (const [name, line] of cases) {
+    scanned(sc, base);
+    t.equal(scanned(sc, line), undefined, `${name}, after the same process`);
+  }
+  const afterRegion: [string, string][] = [
+    ...taken,
+    ['a negative syscall', base.replace('syscall=3', 'syscall=-1')],
+    ['a field after code', `${base} key=1`],
+    ['a field after code that counts', `${base} syscall=5`],
+    ['an upper-case arch', base.replace('c000003e', 'C000003E')],
+    ['a short arch', base.replace('c000003e', '3e')],
+  ];
+  for (const [name, line] of afterRegion) {
+    scanned(sc, base);
+    t.equal(compare(sc, line), null, `${name}, after the same process: as parseLine reads it`);
+  }
   // The remembered process region: the same bytes, then a different process, then the first again.
   const other = base.replace('pid=18011 comm="sh"', 'pid=18012 comm="ls"');
   for (const line of [base, base, other, base, other, other, `${base} uid=5`, base])
