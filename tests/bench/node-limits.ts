@@ -318,7 +318,7 @@ function inProcess(): void {
   touch(buf);
   const touchRate = M / ((performance.now() - f0) / 1000);
   const n0 = performance.now();
-  for (let s = 0; s < buf.length; ) s = buf.indexOf(0x0a, s) + 1;
+  for (let s = 0; s < buf.length;) s = buf.indexOf(0x0a, s) + 1;
   const nlRate = M / ((performance.now() - n0) / 1000);
   figures['inProcessFloorTouchEveryByte'] = Math.round(touchRate);
   figures['inProcessFloorIndexOfNewline'] = Math.round(nlRate);
