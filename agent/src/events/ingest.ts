@@ -3,7 +3,7 @@
  * kmsg reader) feed it; the benchmark drives it directly.
  */
 import { messageOf } from '../../../shared/errors.js';
-import type { Attribution, Attributor, RecordHint } from './attribute.js';
+import type { Attributor } from './attribute.js';
 import {
   decodeCode,
   formatCode,
@@ -14,7 +14,10 @@ import {
   type SyscallResolver,
 } from './parse.js';
 import { RecordScanner } from './scan.js';
-import type { ContainerAggregate, EventCall, EventOrigin, EventParts, EventStore } from './store.js';
+import type { ContainerAggregate, EventCall, EventOrigin, EventParts, EventProcess, EventStore } from './store.js';
+
+/** The same fields, writable: the byte path fills one of each per record. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Where the pipeline reports what it counts (prom-client in http/metrics.ts; no-op by default). */
 export interface EventMetricsSink {
@@ -124,23 +127,8 @@ export class Ingest {
   /** What the byte path hands the store and the attributor, reused for every record. */
   private readonly parts: EventParts;
   private readonly hint: { comm: string | null; syscall: string | null } = { comm: null, syscall: null };
-  private readonly proc: {
-    comm: string | null;
-    exe: string | null;
-    uid: number | null;
-    gid: number | null;
-    auid: number | null;
-    ses: number | null;
-  } = { comm: null, exe: null, uid: null, gid: null, auid: null, ses: null };
-  private readonly origin: {
-    node: string;
-    namespace: string | null;
-    pod: string | null;
-    container: string | null;
-    containerId: string | null;
-    podUid: string | null;
-    attribution: Attribution['kind'];
-  };
+  private readonly proc: Mutable<EventProcess> = { comm: null, exe: null, uid: null, gid: null, auid: null, ses: null };
+  private readonly origin: Mutable<EventOrigin>;
   /** A record newer than any before was ingested in this batch: lastIngestMs is set at its end. */
   private newer = false;
 
@@ -205,7 +193,7 @@ export class Ingest {
       const hint = this.hint;
       hint.comm = sc.comm;
       hint.syscall = call.syscall;
-      const at = this.o.attributor.attribute(sc.pid, sc.time, hint as RecordHint);
+      const at = this.o.attributor.attribute(sc.pid, sc.time, hint);
       if (at.kind === 'unknown') this.stats.unattributed++;
       const o = this.origin;
       o.namespace = at.namespace;

@@ -24,6 +24,77 @@ const TYPE_SECCOMP = Buffer.from('type=SECCOMP ', 'latin1');
 const TYPE_1326 = Buffer.from('type=1326 ', 'latin1');
 const MSG = Buffer.from('msg=', 'latin1');
 const AUDIT = Buffer.from('audit(', 'latin1');
+const COMPAT = Buffer.from('compat', 'latin1');
+const SIG_EQ = Buffer.from('sig=', 'latin1');
+const ARCH_EQ = Buffer.from(' arch=', 'latin1');
+const SYSCALL_EQ = Buffer.from(' syscall=', 'latin1');
+const COMPAT_EQ = Buffer.from(' compat=', 'latin1');
+const IP_EQ = Buffer.from(' ip=0x', 'latin1');
+const CODE_EQ = Buffer.from(' code=0x', 'latin1');
+const SYSCALL = Buffer.from('syscall', 'latin1');
+
+const K_NONE = 0;
+const K_IP = 1;
+const K_PID = 2;
+const K_UID = 3;
+const K_GID = 4;
+const K_SES = 5;
+const K_SIG = 6;
+const K_EXE = 7;
+const K_ARCH = 8;
+const K_CODE = 9;
+const K_COMM = 10;
+const K_AUID = 11;
+const K_COMPAT = 12;
+const K_SYSCALL = 13;
+/** Keys of the process's fields (what the remembered region may set). */
+const PROC_KEY: readonly boolean[] = [
+  false,
+  false,
+  true,
+  true,
+  true,
+  true,
+  false,
+  true,
+  false,
+  false,
+  true,
+  true,
+  false,
+  false,
+];
+
+/** Which field buf[p, eq) names (the key before '='); K_NONE for any other. */
+function keyOf(buf: Buffer, p: number, eq: number): number {
+  const k0 = buf[p];
+  const k1 = buf[p + 1];
+  const k2 = buf[p + 2];
+  switch (eq - p) {
+    case 2:
+      return k0 === 0x69 && k1 === 0x70 ? K_IP : K_NONE;
+    case 3:
+      if (k1 === 0x69 && k2 === 0x64) return k0 === 0x70 ? K_PID : k0 === 0x75 ? K_UID : k0 === 0x67 ? K_GID : K_NONE;
+      if (k0 === 0x73 && k1 === 0x65 && k2 === 0x73) return K_SES;
+      if (k0 === 0x73 && k1 === 0x69 && k2 === 0x67) return K_SIG;
+      if (k0 === 0x65 && k1 === 0x78 && k2 === 0x65) return K_EXE;
+      return K_NONE;
+    case 4: {
+      const k3 = buf[p + 3];
+      if (k0 === 0x61 && k1 === 0x72 && k2 === 0x63 && k3 === 0x68) return K_ARCH;
+      if (k0 === 0x63 && k1 === 0x6f && k2 === 0x64 && k3 === 0x65) return K_CODE;
+      if (k0 === 0x63 && k1 === 0x6f && k2 === 0x6d && k3 === 0x6d) return K_COMM;
+      if (k0 === 0x61 && k1 === 0x75 && k2 === 0x69 && k3 === 0x64) return K_AUID;
+      return K_NONE;
+    }
+    case 6:
+      return at(buf, p, eq, COMPAT) ? K_COMPAT : K_NONE;
+    case 7:
+      return at(buf, p, eq, SYSCALL) ? K_SYSCALL : K_NONE;
+    default:
+      return K_NONE;
+  }
+}
 
 function at(buf: Buffer, i: number, e: number, w: Buffer): boolean {
   if (i + w.length > e) return false;
@@ -457,77 +528,5 @@ export class RecordScanner {
     this.rPid = pid;
     this.rComm = this.comm;
     this.rExe = this.exe;
-  }
-}
-
-const COMPAT = Buffer.from('compat', 'latin1');
-const SIG_EQ = Buffer.from('sig=', 'latin1');
-const ARCH_EQ = Buffer.from(' arch=', 'latin1');
-const SYSCALL_EQ = Buffer.from(' syscall=', 'latin1');
-const COMPAT_EQ = Buffer.from(' compat=', 'latin1');
-const IP_EQ = Buffer.from(' ip=0x', 'latin1');
-const CODE_EQ = Buffer.from(' code=0x', 'latin1');
-const SYSCALL = Buffer.from('syscall', 'latin1');
-
-const K_NONE = 0;
-const K_IP = 1;
-const K_PID = 2;
-const K_UID = 3;
-const K_GID = 4;
-const K_SES = 5;
-const K_SIG = 6;
-const K_EXE = 7;
-const K_ARCH = 8;
-const K_CODE = 9;
-const K_COMM = 10;
-const K_AUID = 11;
-const K_COMPAT = 12;
-const K_SYSCALL = 13;
-/** Keys of the process's fields (what the remembered region may set). */
-const PROC_KEY: readonly boolean[] = [
-  false,
-  false,
-  true,
-  true,
-  true,
-  true,
-  false,
-  true,
-  false,
-  false,
-  true,
-  true,
-  false,
-  false,
-];
-
-/** Which field buf[p, eq) names (the key before '='); K_NONE for any other. */
-function keyOf(buf: Buffer, p: number, eq: number): number {
-  const k0 = buf[p];
-  const k1 = buf[p + 1];
-  const k2 = buf[p + 2];
-  switch (eq - p) {
-    case 2:
-      return k0 === 0x69 && k1 === 0x70 ? K_IP : K_NONE;
-    case 3:
-      if (k1 === 0x69 && k2 === 0x64) return k0 === 0x70 ? K_PID : k0 === 0x75 ? K_UID : k0 === 0x67 ? K_GID : K_NONE;
-      if (k0 === 0x73 && k1 === 0x65 && k2 === 0x73) return K_SES;
-      if (k0 === 0x73 && k1 === 0x69 && k2 === 0x67) return K_SIG;
-      if (k0 === 0x65 && k1 === 0x78 && k2 === 0x65) return K_EXE;
-      return K_NONE;
-    case 4: {
-      const k3 = buf[p + 3];
-      if (k0 === 0x61 && k1 === 0x72 && k2 === 0x63 && k3 === 0x68) return K_ARCH;
-      if (k0 === 0x63 && k1 === 0x6f && k2 === 0x64 && k3 === 0x65) return K_CODE;
-      if (k0 === 0x63 && k1 === 0x6f && k2 === 0x6d && k3 === 0x6d) return K_COMM;
-      if (k0 === 0x61 && k1 === 0x75 && k2 === 0x69 && k3 === 0x64) return K_AUID;
-      return K_NONE;
-    }
-    case 6:
-      return at(buf, p, eq, COMPAT) ? K_COMPAT : K_NONE;
-    case 7:
-      return at(buf, p, eq, SYSCALL) ? K_SYSCALL : K_NONE;
-    default:
-      return K_NONE;
   }
 }
