@@ -39,13 +39,17 @@ export interface ContainerAggregate {
   readonly arches: Set<string>;
 }
 
-/** What one event adds to an aggregate. */
-export interface AggregatedCall {
+/** Where an aggregated call ran. */
+export interface AggregatedOrigin {
   readonly containerId: string | null;
   readonly namespace: string | null;
   readonly pod: string | null;
   readonly container: string | null;
   readonly podUid: string | null;
+}
+
+/** What one event adds to an aggregate. */
+export interface AggregatedCall {
   readonly arch: string | null;
   readonly auditArch: string;
   readonly syscall: string | null;
@@ -93,17 +97,17 @@ export class ContainerAggregates {
     this.onEvict = onEvict;
   }
 
-  /** Counts one call. */
-  add(ev: AggregatedCall, timeMs: number): void {
-    const key = ev.containerId ?? '';
+  /** Counts one call (`where` and `ev` may be one object). */
+  add(where: AggregatedOrigin, ev: AggregatedCall, timeMs: number): void {
+    const key = where.containerId ?? '';
     let a = this.newest !== undefined && (this.newest.containerId ?? '') === key ? this.newest : this.aggs.get(key);
     if (a === undefined) {
       a = {
-        containerId: ev.containerId,
-        namespace: ev.namespace,
-        pod: ev.pod,
-        container: ev.container,
-        podUid: ev.podUid,
+        containerId: where.containerId,
+        namespace: where.namespace,
+        pod: where.pod,
+        container: where.container,
+        podUid: where.podUid,
         total: 0,
         first: timeMs,
         last: timeMs,
@@ -124,10 +128,10 @@ export class ContainerAggregates {
         this.aggs.delete(key); // re-inserted: Map order is recency
         this.aggs.set(key, a);
       }
-      if (a.pod === null && ev.pod !== null) {
-        a.namespace = ev.namespace;
-        a.pod = ev.pod;
-        a.container = ev.container;
+      if (a.pod === null && where.pod !== null) {
+        a.namespace = where.namespace;
+        a.pod = where.pod;
+        a.container = where.container;
       }
     }
     this.newest = a;

@@ -121,6 +121,8 @@ export interface AttributorOptions {
   readonly cacheSize?: number;
   /** How long after a clone/fork record a vanished child is matched to it. Default 2000 ms. */
   readonly forkWindowMs?: number;
+  /** The wall clock (epoch ms), the one the kernel stamps records with. */
+  readonly now?: () => number;
 }
 
 /** What the record says besides the pid, for matching vanished children to their parent's fork. */
@@ -173,6 +175,15 @@ export class Attributor {
   /** Vanished pids matched to a fork: pid → container. */
   private readonly children = new Map<number, CacheEntry>();
   private readonly forkWindow: number;
+  /**
+   * pid → when /proc last said it was gone. A record made at least `tolerance` before that cannot
+   * belong to a process /proc shows later (that one started after the look), so /proc is not
+   * asked again for it: the answer would be the same.
+   */
+  private readonly gone = new Map<number, number>();
+  private readonly now: () => number;
+  /** Pod fields per container found, within one batch (the pod index is asked once per batch). */
+  private resolved = new Map<CgroupContainer, Attribution>();
 
   constructor(o: AttributorOptions) {
     this.proc = o.proc;
@@ -181,11 +192,13 @@ export class Attributor {
     this.tolerance = o.startToleranceMs ?? 1000;
     this.cacheSize = o.cacheSize ?? 8192;
     this.forkWindow = o.forkWindowMs ?? 2000;
+    this.now = o.now ?? Date.now;
   }
 
   /** Starts a new batch of lines read together: /proc is read at most once per pid per batch. */
   newBatch(): void {
     if (this.batch.size > 0) this.batch = new Map();
+    if (this.resolved.size > 0) this.resolved = new Map();
   }
 
   /** The container and pod of the process that made a call at `timeMs`. */
@@ -196,15 +209,26 @@ export class Attributor {
       this.forks.push({ found: entry.found, comm: hint.comm, time: timeMs });
       if (this.forks.length > 1024) this.forks = this.forks.slice(-512);
     }
-    return this.resolve(entry.found);
+    if (entry.found === null) return HOST;
+    let a = this.resolved.get(entry.found);
+    if (a === undefined) {
+      a = this.resolve(entry.found);
+      this.resolved.set(entry.found, a);
+    }
+    return a;
   }
 
   private entryFor(pid: number, timeMs: number, hint: RecordHint | undefined): CacheEntry | undefined {
     let entry: CacheEntry | undefined;
     if (this.batch.has(pid)) entry = this.batch.get(pid);
     else {
-      entry = this.lookup(pid);
-      this.batch.set(pid, entry);
+      const goneAt = this.gone.get(pid);
+      if (goneAt !== undefined && timeMs <= goneAt - this.tolerance) entry = undefined;
+      else {
+        if (goneAt !== undefined) this.gone.delete(pid);
+        entry = this.lookup(pid);
+        this.batch.set(pid, entry);
+      }
     }
     if (entry !== undefined && entry.startMs <= timeMs + this.tolerance) return entry;
     // Gone, or the pid now belongs to a later process: the last process we knew under this pid
@@ -256,6 +280,10 @@ export class Attributor {
 
   private lookup(pid: number): CacheEntry | undefined {
     const stat = this.proc.stat(pid);
+    if (stat === undefined) {
+      this.gone.set(pid, this.now());
+      trim(this.gone, this.cacheSize);
+    }
     const ticks = stat === undefined ? undefined : startTimeFromStat(stat);
     if (ticks === undefined) return undefined;
     const key = `${pid}:${ticks}`;

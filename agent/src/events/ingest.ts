@@ -4,8 +4,20 @@
  */
 import { messageOf } from '../../../shared/errors.js';
 import type { Attributor } from './attribute.js';
-import { formatCode, parseLine, type ParseOptions, type SeccompRecord, type SyscallResolver } from './parse.js';
-import type { ContainerAggregate, EventStore, SyscallEvent } from './store.js';
+import {
+  decodeCode,
+  formatCode,
+  parseLine,
+  resolveCached,
+  type ParseOptions,
+  type SeccompRecord,
+  type SyscallResolver,
+} from './parse.js';
+import { RecordScanner } from './scan.js';
+import type { ContainerAggregate, EventCall, EventOrigin, EventParts, EventProcess, EventStore } from './store.js';
+
+/** The same fields, writable: the byte path fills one of each per record. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Where the pipeline reports what it counts (prom-client in http/metrics.ts; no-op by default). */
 export interface EventMetricsSink {
@@ -13,7 +25,11 @@ export interface EventMetricsSink {
   malformed(n: number): void;
   /** Records we know were lost: `suppressed` by the kernel's printk limit, or overwritten in kmsg. */
   lost(n: number, reason: 'suppressed' | 'overrun'): void;
-  event(ev: SyscallEvent): void;
+  /**
+   * One event, by where it ran and its syscall name. `where` is the store's interned value (the
+   * same object for every event of that origin while the ring holds one), so a sink may key on it.
+   */
+  call(where: EventOrigin, syscall: string | null): void;
   rotation(kind: 'rotated' | 'truncated'): void;
   /** A container's aggregate was dropped (too many containers): forget its per-syscall series. */
   containerEvicted?(agg: ContainerAggregate): void;
@@ -23,7 +39,7 @@ export const NOOP_METRICS: EventMetricsSink = Object.freeze({
   linesRead: () => {},
   malformed: () => {},
   lost: () => {},
-  event: () => {},
+  call: () => {},
   rotation: () => {},
 });
 
@@ -80,6 +96,15 @@ function skippableStrict(buf: Buffer, s: number, e: number): boolean {
   return bytesAt(buf, sp, e, MSG_AUDIT) || bytesAt(buf, sp, e, AUDIT);
 }
 
+/** Calls remembered by the byte path, by a hash of their numbers (direct-mapped). */
+const CALL_CACHE = 256;
+
+interface CachedCall {
+  readonly arch: number;
+  readonly code: number;
+  readonly call: EventCall;
+}
+
 /** Turns lines into stored events. */
 export class Ingest {
   readonly stats: IngestStats = {
@@ -97,12 +122,51 @@ export class Ingest {
   private readonly now: () => number;
   /** `code` as printed, by value: a node sees a handful of distinct ones. */
   private readonly codes = new Map<number, string>();
+  private readonly scanner = new RecordScanner();
+  private readonly calls: (CachedCall | undefined)[] = new Array<CachedCall | undefined>(CALL_CACHE).fill(undefined);
+  /** What the byte path hands the store and the attributor, reused for every record. */
+  private readonly parts: EventParts;
+  private readonly hint: { comm: string | null; syscall: string | null } = { comm: null, syscall: null };
+  private readonly proc: Mutable<EventProcess> = { comm: null, exe: null, uid: null, gid: null, auid: null, ses: null };
+  private readonly origin: Mutable<EventOrigin>;
+  /** A record newer than any before was ingested in this batch: lastIngestMs is set at its end. */
+  private newer = false;
 
   constructor(o: IngestOptions) {
     this.o = o;
     this.parseOpts = { resolve: o.resolve, strict: o.strict };
     this.metrics = o.metrics ?? NOOP_METRICS;
     this.now = o.now ?? Date.now;
+    this.origin = {
+      node: o.node,
+      namespace: null,
+      pod: null,
+      container: null,
+      containerId: null,
+      podUid: null,
+      attribution: 'unknown',
+    };
+    this.parts = {
+      timeMs: 0,
+      serial: 0,
+      pid: 0,
+      ipNull: true,
+      ipHi: 0,
+      ipLo: 0,
+      origin: this.origin,
+      proc: this.proc,
+      call: {
+        arch: null,
+        auditArch: '',
+        syscall: null,
+        syscallNr: 0,
+        action: '',
+        code: '',
+        errno: null,
+        sig: null,
+        compat: null,
+      },
+    };
   }
 
   /** One batch of lines read together. */
@@ -113,6 +177,104 @@ export class Ingest {
     let malformed = 0;
     for (const line of lines) if (!this.line(line)) malformed++;
     this.counted(malformed);
+  }
+
+  /**
+   * The byte path (scan.ts): a SECCOMP record read from the bytes, named, attributed and written
+   * into the store's columns without a record or event object. False when the line is not one the
+   * scanner answers exactly (parseLine takes it then); a failure after the scan (/proc, the store)
+   * counts the line as malformed, as on the line path.
+   */
+  private scanned(buf: Buffer, s: number, e: number): 'no' | 'ok' | 'failed' {
+    const sc = this.scanner;
+    if (!sc.scan(buf, s, e)) return 'no';
+    try {
+      const call = this.callOf(sc);
+      const hint = this.hint;
+      hint.comm = sc.comm;
+      hint.syscall = call.syscall;
+      const at = this.o.attributor.attribute(sc.pid, sc.time, hint);
+      if (at.kind === 'unknown') this.stats.unattributed++;
+      const o = this.origin;
+      o.namespace = at.namespace;
+      o.pod = at.pod;
+      o.container = at.container;
+      o.containerId = at.containerId;
+      o.podUid = at.podUid;
+      o.attribution = at.kind;
+      const pr = this.proc;
+      pr.comm = sc.comm;
+      pr.exe = sc.exe;
+      pr.uid = sc.uid;
+      pr.gid = sc.gid;
+      pr.auid = sc.auid;
+      pr.ses = sc.ses;
+      const p = this.parts;
+      p.timeMs = sc.time;
+      p.serial = sc.serial;
+      p.pid = sc.pid;
+      p.ipNull = sc.ipNull;
+      p.ipHi = sc.ipHi;
+      p.ipLo = sc.ipLo;
+      p.call = call;
+      const store = this.o.store;
+      store.addParts(p);
+      this.stats.records++;
+      this.seen(sc.time);
+      this.metrics.call(store.lastOrigin, store.lastSyscall);
+      return 'ok';
+    } catch (err: unknown) {
+      this.reportMalformed(buf.toString('latin1', s, e), `could not be ingested: ${messageOf(err)}`);
+      return 'failed';
+    }
+  }
+
+  /** The call a scanned record made: named with the arch's table, its code decoded. */
+  private callOf(sc: RecordScanner): EventCall {
+    const h = (sc.syscallNr * 31 + sc.code + sc.arch * 7 + (sc.sig ?? 1) * 3 + (sc.compat ?? 5)) & (CALL_CACHE - 1);
+    const c = this.calls[h];
+    if (
+      c !== undefined &&
+      c.call.syscallNr === sc.syscallNr &&
+      c.code === sc.code &&
+      c.arch === sc.arch &&
+      c.call.sig === sc.sig &&
+      c.call.compat === sc.compat
+    )
+      return c.call;
+    const auditArch = sc.archText;
+    const resolved = resolveCached(this.o.resolve, auditArch, sc.syscallNr);
+    const decoded = decodeCode(sc.code);
+    const call: EventCall = {
+      arch: resolved?.arch ?? null,
+      auditArch,
+      syscall: resolved?.name ?? null,
+      syscallNr: sc.syscallNr,
+      action: decoded.action,
+      code: this.codeText(sc.code),
+      errno: decoded.errno,
+      sig: sc.sig,
+      compat: sc.compat,
+    };
+    this.calls[h] = { arch: sc.arch, code: sc.code, call };
+    return call;
+  }
+
+  private codeText(value: number): string {
+    let code = this.codes.get(value);
+    if (code === undefined) {
+      code = formatCode(value);
+      if (this.codes.size < 256) this.codes.set(value, code);
+    }
+    return code;
+  }
+
+  /** Notes a record's time; lastIngestMs is taken once at the end of the batch. */
+  private seen(time: number): void {
+    if (time > this.stats.lastRecordMs) {
+      this.stats.lastRecordMs = time;
+      this.newer = true;
+    }
   }
 
   /**
@@ -131,7 +293,9 @@ export class Ingest {
       let e = buf.indexOf(NL, s);
       if (e < 0) e = buf.length;
       n++;
-      if (strict ? !skippableStrict(buf, s, e) : !this.skippable(buf, s, e)) {
+      const fast = this.scanned(buf, s, e);
+      if (fast === 'failed') malformed++;
+      else if (fast === 'no' && (strict ? !skippableStrict(buf, s, e) : !this.skippable(buf, s, e))) {
         if (!this.line(buf.toString('latin1', s, e))) malformed++;
       }
       s = e + 1;
@@ -154,6 +318,10 @@ export class Ingest {
   }
 
   private counted(malformed: number): void {
+    if (this.newer) {
+      this.newer = false;
+      this.stats.lastIngestMs = this.now();
+    }
     if (malformed > 0) {
       this.stats.malformed += malformed;
       this.metrics.malformed(malformed);
@@ -211,12 +379,9 @@ export class Ingest {
   private record(r: SeccompRecord): void {
     const at = this.o.attributor.attribute(r.pid, r.time, r);
     if (at.kind === 'unknown') this.stats.unattributed++;
-    let code = this.codes.get(r.code);
-    if (code === undefined) {
-      code = formatCode(r.code);
-      if (this.codes.size < 256) this.codes.set(r.code, code);
-    }
-    const ev = this.o.store.add(
+    const code = this.codeText(r.code);
+    const store = this.o.store;
+    store.add(
       {
         seq: 0,
         time: this.o.store.timeText.iso8601(r.time),
@@ -249,10 +414,7 @@ export class Ingest {
       r.time,
     );
     this.stats.records++;
-    if (r.time > this.stats.lastRecordMs) {
-      this.stats.lastRecordMs = r.time;
-      this.stats.lastIngestMs = this.now();
-    }
-    this.metrics.event(ev);
+    this.seen(r.time);
+    this.metrics.call(store.lastOrigin, store.lastSyscall);
   }
 }

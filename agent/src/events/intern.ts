@@ -6,6 +6,9 @@
  * references, and references are bounded by the ring.
  */
 
+/** Entries of the hash-indexed cache of recent ids (a power of two). */
+const RECENT = 256;
+
 /** Values of one kind, each given an id; `key` must tell two values apart exactly. */
 export class Interner<T> {
   private readonly byKey = new Map<string, number>();
@@ -19,6 +22,8 @@ export class Interner<T> {
   private lastId = -1;
   private readonly same: (a: T, b: T) => boolean;
   private readonly copy: (v: T) => T;
+  /** Recently used ids by the caller's hash (direct-mapped, -1 empty): skips making the key string. */
+  private readonly recent = new Int32Array(RECENT).fill(-1);
 
   /**
    * `key` makes the identity string; `same` is a cheap field-by-field check against the last value;
@@ -30,13 +35,30 @@ export class Interner<T> {
     this.copy = copy;
   }
 
-  /** The id of `v`, taking one reference. */
-  acquire(v: T): number {
+  /**
+   * The id of `v`, taking one reference. `hash` (any integer the caller computes from `v`'s fields;
+   * equal values must give equal hashes) finds a recently used id without building the key.
+   */
+  acquire(v: T, hash?: number): number {
     if (this.lastId >= 0 && this.lastValue !== undefined && this.same(this.lastValue, v)) {
       // The last value may have been freed since: only reuse an id that is still live.
       if ((this.refs[this.lastId] ?? 0) > 0) {
         this.refs[this.lastId] = (this.refs[this.lastId] ?? 0) + 1;
         return this.lastId;
+      }
+    }
+    const slot = hash === undefined ? -1 : hash & (RECENT - 1);
+    if (slot >= 0) {
+      const r = this.recent[slot] ?? -1;
+      // A freed id has no references (and may hold another value once reused): checked first.
+      if (r >= 0 && (this.refs[r] ?? 0) > 0) {
+        const rv = this.values[r];
+        if (rv !== undefined && this.same(rv, v)) {
+          this.refs[r] = (this.refs[r] ?? 0) + 1;
+          this.lastValue = rv;
+          this.lastId = r;
+          return r;
+        }
       }
     }
     const k = this.keyOf(v);
@@ -55,6 +77,7 @@ export class Interner<T> {
     this.refs[id] = (this.refs[id] ?? 0) + 1;
     this.lastValue = this.values[id];
     this.lastId = id;
+    if (slot >= 0) this.recent[slot] = id;
     return id;
   }
 

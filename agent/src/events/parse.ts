@@ -214,7 +214,8 @@ const resolvedBy = new WeakMap<SyscallResolver, Map<string, Map<number, AuditSys
 /** Numbers kept per arch (the tables have about 500; anything past that is asked every time). */
 const MAX_CACHED_NUMBERS = 1024;
 
-function resolveCached(resolve: SyscallResolver, auditArch: string, nr: number): AuditSyscall | undefined {
+/** `resolve(auditArch, nr)`, remembered per resolver (the byte path names its calls with it too). */
+export function resolveCached(resolve: SyscallResolver, auditArch: string, nr: number): AuditSyscall | undefined {
   let byArch = resolvedBy.get(resolve);
   if (byArch === undefined) {
     byArch = new Map();

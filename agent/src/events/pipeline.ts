@@ -157,7 +157,11 @@ export function createEventPipeline(deps: EventPipelineDeps): PendingEventPipeli
   const log = deps.logger.child({ component: 'events' });
   const metrics = deps.metrics ?? NOOP_METRICS;
   const podIndex = deps.podIndex ?? EMPTY_POD_INDEX;
-  const attributor = new Attributor({ proc: deps.proc ?? procReader(), podIndex });
+  const attributor = new Attributor({
+    proc: deps.proc ?? procReader(),
+    podIndex,
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+  });
   const store = new EventStore({
     ringSize: deps.ringSize ?? 10_000,
     maxContainers: deps.maxContainers ?? 1024,

@@ -3,7 +3,7 @@
  * touch a disk and take microseconds, and a record must be attributed before its process exits.
  * Tests point `root` at a directory tree of their own.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 export interface ProcReader {
   /** /proc/<pid>/stat, or undefined when the process is gone. */
@@ -15,6 +15,9 @@ export interface ProcReader {
 }
 
 function readOrUndefined(path: string): string | undefined {
+  // Most pids of a busy log are gone by the time their records are read: asking first costs one
+  // syscall, where a failed read costs an exception (tens of microseconds each).
+  if (!existsSync(path)) return undefined;
   try {
     return readFileSync(path, 'latin1');
   } catch {

@@ -86,7 +86,7 @@ export function matchesContainer(
 }
 
 /** Where an event ran: one interned value per container (and attribution). */
-interface Origin {
+export interface EventOrigin {
   readonly node: string;
   namespace: string | null;
   pod: string | null;
@@ -96,7 +96,7 @@ interface Origin {
   readonly attribution: AttributionKind;
 }
 /** Who made the call. */
-interface Proc {
+export interface EventProcess {
   readonly comm: string | null;
   readonly exe: string | null;
   readonly uid: number | null;
@@ -105,7 +105,7 @@ interface Proc {
   readonly ses: number | null;
 }
 /** What the call was and what the filter did. */
-interface Call {
+export interface EventCall {
   readonly arch: string | null;
   readonly auditArch: string;
   readonly syscall: string | null;
@@ -116,6 +116,35 @@ interface Call {
   readonly sig: number | null;
   readonly compat: number | null;
 }
+
+type Origin = EventOrigin;
+type Proc = EventProcess;
+type Call = EventCall;
+
+/** An event given as its parts (Ingest's byte path), in the form the columns hold exactly. */
+export interface EventParts {
+  /** Epoch ms, a whole number from 0 to 8.64e15. */
+  timeMs: number;
+  /** The audit serial (32 bits); the audit id is `<sec>.<ms>:<serial>` of timeMs. */
+  serial: number;
+  /** 32 bits. */
+  pid: number;
+  /** No `ip` (null); otherwise ipHi:ipLo is its value and its text is `0x<hex>`. */
+  ipNull: boolean;
+  ipHi: number;
+  ipLo: number;
+  origin: EventOrigin;
+  proc: EventProcess;
+  call: EventCall;
+}
+
+/** Hashes for the interners' recent-id caches: equal values, equal hashes. */
+const strHash = (s: string | null): number =>
+  s === null || s.length === 0 ? 0 : s.length * 961 + s.charCodeAt(0) * 31 + s.charCodeAt(s.length - 1);
+const originHash = (o: Origin): number => strHash(o.containerId) * 7 + strHash(o.pod) + o.attribution.length;
+const procHash = (p: Proc): number =>
+  strHash(p.comm) * 31 + strHash(p.exe) * 7 + (p.uid ?? 1) * 3 + (p.auid ?? 5) + (p.ses ?? 9) * 11;
+const callHash = (c: Call): number => c.syscallNr * 31 + strHash(c.code) * 7 + c.auditArch.charCodeAt(7) + (c.sig ?? 3);
 
 const originKey = (o: Origin): string =>
   `${keyPart(o.node)}${keyPart(o.namespace)}${keyPart(o.pod)}${keyPart(o.container)}${keyPart(o.containerId)}${keyPart(o.podUid)}${o.attribution}`;
@@ -329,26 +358,91 @@ export class EventStore {
     return { origins: this.originIds.size, procs: this.procIds.size, calls: this.callIds.size };
   }
 
-  /** Adds an event (its seq is assigned here, in place), updates aggregates, tells subscribers. */
-  add(ev: Omit<SyscallEvent, 'seq'> & { seq?: number }, timeMs: number): SyscallEvent {
-    ev.seq = this.nextSeq++;
-    const full = ev as SyscallEvent;
+  /** Where the last event added ran (an interned value, or the event itself): for the metrics. */
+  get lastOrigin(): EventOrigin {
+    return this.last.origin;
+  }
+
+  /** The last event's syscall name. */
+  get lastSyscall(): string | null {
+    return this.last.syscall;
+  }
+
+  private last: { origin: EventOrigin; syscall: string | null } = {
+    origin: {
+      node: '',
+      namespace: null,
+      pod: null,
+      container: null,
+      containerId: null,
+      podUid: null,
+      attribution: 'unknown',
+    },
+    syscall: null,
+  };
+
+  /** The slot the next event goes to (the oldest is released when the ring is full). */
+  private nextSlot(): number {
     const slot = this.head;
     if (this.count === this.ringSize) this.clear(slot);
     else this.count++;
     this.head = slot + 1 === this.ringSize ? 0 : slot + 1;
+    return slot;
+  }
+
+  /** Adds an event (its seq is assigned here, in place), updates aggregates, tells subscribers. */
+  add(ev: Omit<SyscallEvent, 'seq'> & { seq?: number }, timeMs: number): SyscallEvent {
+    ev.seq = this.nextSeq++;
+    const full = ev as SyscallEvent;
+    const slot = this.nextSlot();
     this.times[slot] = timeMs;
     this.put(slot, full, timeMs);
     this.changes++;
-    this.aggs.add(full, timeMs);
+    this.aggs.add(full, full, timeMs);
+    const odd = ((this.flags[slot] ?? 0) & ODD) !== 0;
+    this.last = {
+      origin: odd ? full : this.originIds.get(this.origins[slot] ?? 0),
+      syscall: full.syscall,
+    };
+    this.notify(full);
+    return full;
+  }
+
+  /**
+   * Adds an event given as its parts, straight into the columns: no event object is made unless a
+   * subscriber wants one. The parts are copied (the caller reuses them).
+   */
+  addParts(p: EventParts): void {
+    const seq = this.nextSeq++;
+    const slot = this.nextSlot();
+    this.times[slot] = p.timeMs;
+    this.flags[slot] = p.ipNull ? IP_NULL : 0;
+    this.ipHi[slot] = p.ipNull ? 0 : p.ipHi;
+    this.ipLo[slot] = p.ipNull ? 0 : p.ipLo;
+    this.serials[slot] = p.serial;
+    this.pids[slot] = p.pid;
+    const oid = this.originIds.acquire(p.origin, originHash(p.origin));
+    this.origins[slot] = oid;
+    this.procs[slot] = this.procIds.acquire(p.proc, procHash(p.proc));
+    const cid = this.callIds.acquire(p.call, callHash(p.call));
+    this.calls[slot] = cid;
+    this.changes++;
+    const origin = this.originIds.get(oid);
+    const call = this.callIds.get(cid);
+    this.aggs.add(origin, call, p.timeMs);
+    if (this.last.origin !== origin || this.last.syscall !== call.syscall)
+      this.last = { origin, syscall: call.syscall };
+    if (this.subs.size > 0) this.notify(this.materialize(slot, seq));
+  }
+
+  private notify(ev: SyscallEvent): void {
     for (const s of this.subs) {
       try {
-        s(full);
+        s(ev);
       } catch {
         // A subscriber's failure is its own (the stream closes itself); the store goes on.
       }
     }
-    return full;
   }
 
   /** Writes an event's fields into the columns of `slot`, or keeps it whole when they cannot hold it. */
@@ -371,9 +465,9 @@ export class EventStore {
     this.ipLo[slot] = ip?.[1] ?? 0;
     this.serials[slot] = serial;
     this.pids[slot] = ev.pid;
-    this.origins[slot] = this.originIds.acquire(ev);
-    this.procs[slot] = this.procIds.acquire(ev);
-    this.calls[slot] = this.callIds.acquire(ev);
+    this.origins[slot] = this.originIds.acquire(ev, originHash(ev));
+    this.procs[slot] = this.procIds.acquire(ev, procHash(ev));
+    this.calls[slot] = this.callIds.acquire(ev, callHash(ev));
   }
 
   /** Releases what an overwritten slot held. */

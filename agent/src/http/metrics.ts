@@ -10,7 +10,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventMetricsSink } from '../events/ingest.js';
 import type { EventPipeline } from '../events/pipeline.js';
-import type { ContainerAggregate, SyscallEvent } from '../events/store.js';
+import type { AttributionKind } from '../events/attribute.js';
+import type { ContainerAggregate, EventOrigin } from '../events/store.js';
 
 /** Syscall names with a series of their own, per container; further names count as `other`. */
 export const MAX_SYSCALL_SERIES_PER_CONTAINER = 128;
@@ -18,6 +19,15 @@ export const MAX_SYSCALL_SERIES_PER_CONTAINER = 128;
 export const OTHER_SYSCALL_LABEL = 'other';
 /** The `syscall` label of numbers no table names (any number of them: one series). */
 export const UNKNOWN_SYSCALL_LABEL = 'unknown';
+
+const ATTRIBUTIONS: readonly AttributionKind[] = ['pod', 'container', 'host', 'unknown'];
+
+/** The series one origin's calls went to, by syscall name; valid while `epoch` is current. */
+interface OriginSeries {
+  readonly epoch: number;
+  readonly held: Held;
+  readonly bySyscall: Map<string | null, Series>;
+}
 
 interface AuditLabels {
   node: string;
@@ -122,15 +132,18 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const pendingRecords = new Map<string, number>();
+  const pendingRecords: Record<AttributionKind, number> = { pod: 0, container: 0, host: 0, unknown: 0 };
   new Counter({
     name: 'seccomp_agent_audit_events_total',
     help: 'Seccomp records ingested, by attribution (pod, container, host, unknown).',
     labelNames: ['attribution'] as const,
     registers: [registry],
     collect() {
-      for (const [attribution, n] of pendingRecords) if (n > 0) this.inc({ attribution }, n);
-      pendingRecords.clear();
+      for (const attribution of ATTRIBUTIONS) {
+        const n = pendingRecords[attribution];
+        if (n > 0) this.inc({ attribution }, n);
+        pendingRecords[attribution] = 0;
+      }
     },
   });
   const rotations = new Counter({
@@ -185,42 +198,69 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
   // container's series are bounded (MAX_SYSCALL_SERIES_PER_CONTAINER names, plus `other` and
   // `unknown`) and all removed when the store drops the container.
   const held = new Map<string, Held>();
-  let last: { id: string; h: Held } | undefined;
+  // Per origin (the store's interned value: one object per origin while the ring holds an event of
+  // it), the series of each syscall name, so that a call costs one lookup, not a key string. An
+  // eviction removes series: every origin's map is then rebuilt on its next call (`epoch`).
+  const byOrigin = new WeakMap<EventOrigin, OriginSeries>();
+  let epoch = 0;
+  let lastOrigin: EventOrigin | undefined;
+  let lastSeries: OriginSeries | undefined;
+  const seriesOf = (where: EventOrigin): OriginSeries => {
+    let os = byOrigin.get(where);
+    if (os === undefined || os.epoch !== epoch) {
+      const id = where.containerId ?? '';
+      let h = held.get(id);
+      if (h === undefined) {
+        h = { names: new Set(), series: new Map() };
+        held.set(id, h);
+      }
+      os = { epoch, held: h, bySyscall: new Map() };
+      byOrigin.set(where, os);
+    }
+    return os;
+  };
+  const newSeries = (h: Held, where: EventOrigin, name: string | null): Series => {
+    let syscall: string;
+    if (name === null) syscall = UNKNOWN_SYSCALL_LABEL;
+    else if (h.names.has(name)) syscall = name;
+    else if (h.names.size < MAX_SYSCALL_SERIES_PER_CONTAINER) {
+      h.names.add(name);
+      syscall = name;
+    } else syscall = OTHER_SYSCALL_LABEL;
+    const key = `${where.namespace ?? ''}\0${where.pod ?? ''}\0${where.container ?? ''}\0${syscall}`;
+    let sr = h.series.get(key);
+    if (sr === undefined) {
+      sr = {
+        labels: {
+          node: where.node,
+          namespace: where.namespace ?? '',
+          pod: where.pod ?? '',
+          container: where.container ?? '',
+          syscall,
+        },
+        pending: 0,
+      };
+      h.series.set(key, sr);
+    }
+    return sr;
+  };
   const events: EventMetricsSink = {
     linesRead: (n) => lines.inc(n),
     malformed: (n) => malformed.inc(n),
     lost: (n, reason) => lost.inc({ reason }, n),
     rotation: (kind) => rotations.inc({ kind }),
-    event: (ev: SyscallEvent) => {
-      pendingRecords.set(ev.attribution, (pendingRecords.get(ev.attribution) ?? 0) + 1);
-      const id = ev.containerId ?? '';
-      let h = last !== undefined && last.id === id ? last.h : held.get(id);
-      if (h === undefined) {
-        h = { names: new Set(), series: new Map() };
-        held.set(id, h);
+    call: (where: EventOrigin, syscall: string | null) => {
+      pendingRecords[where.attribution]++;
+      let os = lastSeries;
+      if (where !== lastOrigin || os === undefined || os.epoch !== epoch) {
+        os = seriesOf(where);
+        lastOrigin = where;
+        lastSeries = os;
       }
-      last = { id, h };
-      let syscall: string;
-      if (ev.syscall === null) syscall = UNKNOWN_SYSCALL_LABEL;
-      else if (h.names.has(ev.syscall)) syscall = ev.syscall;
-      else if (h.names.size < MAX_SYSCALL_SERIES_PER_CONTAINER) {
-        h.names.add(ev.syscall);
-        syscall = ev.syscall;
-      } else syscall = OTHER_SYSCALL_LABEL;
-      const key = `${ev.namespace ?? ''}\0${ev.pod ?? ''}\0${ev.container ?? ''}\0${syscall}`;
-      let sr = h.series.get(key);
+      let sr = os.bySyscall.get(syscall);
       if (sr === undefined) {
-        sr = {
-          labels: {
-            node: ev.node,
-            namespace: ev.namespace ?? '',
-            pod: ev.pod ?? '',
-            container: ev.container ?? '',
-            syscall,
-          },
-          pending: 0,
-        };
-        h.series.set(key, sr);
+        sr = newSeries(os.held, where, syscall);
+        os.bySyscall.set(syscall, sr);
       }
       if (sr.pending++ === 0) dirty.push(sr);
     },
@@ -232,7 +272,7 @@ export function createMetrics(o: MetricsOptions): AgentMetrics {
     flushAudit();
     for (const sr of h.series.values()) audit.remove(sr.labels);
     held.delete(id);
-    if (last?.id === id) last = undefined;
+    epoch++;
   };
   const profiles: ProfileMetricsSink = {
     operation: (op) => operations.inc({ operation: op }),
