@@ -56,11 +56,11 @@ if (why !== undefined) {
   );
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
-// The flags and environment of the image's entrypoint (Dockerfile.agent; keep the two in step): a
-// 2 MiB young generation and two malloc arenas keep the RSS after a large ingest about 8 MiB lower
-// (docs/events.md, issue 12). glibc reads MALLOC_ARENA_MAX at start, so they need a process of
+// The flags and environment of the image's entrypoint (Dockerfile.agent; keep the two in step):
+// V8's heap sized for memory, a 2 MiB young generation and two malloc arenas (RSS 212 → 127 MiB in
+// cluster mode with 5,000 profiles, 109 → 99 MiB after a large ingest; docs/events.md, issue 12). glibc reads MALLOC_ARENA_MAX at start, so they need a process of
 // their own; when this one has them already, the agent runs in it.
-const NODE_FLAGS = ['--max-semi-space-size=2'];
+const NODE_FLAGS = ['--optimize-for-size', '--max-semi-space-size=2'];
 const NODE_ENV = { MALLOC_ARENA_MAX: '2' };
 const main = join(out, 'agent', 'src', 'main.js');
 const has =
