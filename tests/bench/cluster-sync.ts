@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeClient } from '../../agent/src/kube/client.js';
 import {
+  createAll,
   createNodes,
   fileOf,
   readMaybe,
@@ -66,23 +67,6 @@ const sp = (ns: string, name: string, action: string): Record<string, unknown> =
 });
 const PROFILES_PATH = (ns: string): string =>
   `/apis/security-profiles-operator.x-k8s.io/v1beta1/namespaces/${ns}/seccompprofiles`;
-
-/** POSTs every object to `path(obj)`, 8 at a time (kubectl apply's GET before each create doubles the work). */
-async function createAll(
-  client: KubeClient,
-  objects: readonly Record<string, unknown>[],
-  path: (o: Record<string, unknown>) => string,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (next < objects.length) {
-        const body = objects[next++];
-        if (body !== undefined) await client.request({ method: 'POST', path: path(body), body, timeoutMs: 120_000 });
-      }
-    }),
-  );
-}
 
 try {
   const cp = await startBed(bed);

@@ -3,7 +3,8 @@
  * ratio against a floor measured in the same run on the same machine. A benchmark, not a test: it
  * prints figures and asserts nothing.
  *
- *   npm run build && npm run bench:limits [-- --lines N --tail-seconds S --json FILE]
+ *   npm run build && npm run bench:limits [-- --lines N --tail-seconds S --profiles P --cluster-profiles P
+ *     --node-args --flag,--flag --main FILE --json FILE]
  *
  * Floors: `grep -c type=SECCOMP` on the same file; a bare fastify process answering the same bytes
  * from memory; a bare `node -e` process for RSS and start time.
@@ -33,6 +34,9 @@ import { Ingest } from '../../agent/src/events/ingest.js';
 import { LineSplitter } from '../../agent/src/events/lines.js';
 import { EMPTY_POD_INDEX } from '../../agent/src/events/pod-index.js';
 import { EventStore } from '../../agent/src/events/store.js';
+import { KubeClient } from '../../agent/src/kube/client.js';
+import { createAll, createNodes, startAgent, startBed, waitFor } from '../cluster/sync-helpers.js';
+import type { TestLike } from '../testbed/cluster.js';
 import { repoRoot, sharedDir } from '../helpers/shared.js';
 
 function arg(name: string, def: string): string {
@@ -43,6 +47,12 @@ const N = Number(arg('lines', '1000000'));
 const TAIL_SECONDS = Number(arg('tail-seconds', '60'));
 const TAIL_RATE = Number(arg('tail-rate', '200000'));
 const PROFILES = Number(arg('profiles', '2000'));
+/** Profiles in the cluster row (0: skip it; it starts a kube-apiserver and etcd from the test bed). */
+const CLUSTER_PROFILES = Number(arg('cluster-profiles', '5000'));
+/** Flags for the measured agent's node (e.g. `--node-args --max-semi-space-size=2`), comma-separated. */
+const NODE_ARGS = arg('node-args', '')
+  .split(',')
+  .filter((a) => a !== '');
 /** The agent to measure (`--main` another build's main.js to measure it, e.g. the previous commit's). */
 const MAIN = resolve(arg('main', join(repoRoot, 'dist', 'agent', 'src', 'main.js')));
 
@@ -94,7 +104,9 @@ async function get(url: string): Promise<{ status: number; body: string } | unde
 
 /** The real agent, standalone, as a process of its own. */
 function agent(args: string[]): ChildProcess {
-  return spawn(process.execPath, [MAIN, '--log-level', 'warn', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return spawn(process.execPath, [...NODE_ARGS, MAIN, '--log-level', 'warn', ...args], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 }
 async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null) return;
@@ -184,7 +196,7 @@ async function load(url: string): Promise<{ rps: number; p99: number; bytes: num
 }
 
 /** Rows 1, 2 and 4: ingest a big log end to end, RSS after it, HTTP under load. */
-async function ingestAndServe(dir: string, bare: { rss: number }): Promise<void> {
+async function ingestAndServe(dir: string, bare: { rss: number }): Promise<{ file: string; seccomp: number }> {
   const file = join(dir, 'audit.log');
   const seccomp = await writeBigLog(file, N);
   readFileSync(file); // the page cache, for every reader alike
@@ -272,6 +284,76 @@ async function ingestAndServe(dir: string, bare: { rss: number }): Promise<void>
   }
   await stop(floor.p);
   await stop(p);
+  return { file, seccomp };
+}
+
+/**
+ * Row 3: cluster mode against the test bed's kube-apiserver: CLUSTER_PROFILES SeccompProfiles, and
+ * the ingest's log read from the start into a 100k-event ring; RSS once both are done.
+ */
+async function clusterRss(file: string, seccomp: number, bare: { rss: number }): Promise<void> {
+  const teardowns: (() => unknown)[] = [];
+  const bed: TestLike = { teardown: (fn) => teardowns.push(fn), comment: () => {} };
+  try {
+    const cp = await startBed(bed);
+    const admin = KubeClient.load(cp.kubeconfig);
+    await cp.apply('{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"many"}}');
+    const c0 = performance.now();
+    await createAll(
+      admin,
+      Array.from({ length: CLUSTER_PROFILES }, (_v, i) => ({
+        apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
+        kind: 'SeccompProfile',
+        metadata: { name: `p-${i}`, namespace: 'many' },
+        spec: {
+          defaultAction: i % 2 === 0 ? 'SCMP_ACT_ERRNO' : 'SCMP_ACT_LOG',
+          syscalls: [{ names: ['ptrace', 'mount'], action: 'SCMP_ACT_ERRNO' }],
+        },
+      })),
+      () => '/apis/security-profiles-operator.x-k8s.io/v1beta1/namespaces/many/seccompprofiles',
+    );
+    figures['clusterCreateMs'] = Math.round(performance.now() - c0);
+    await createNodes(cp, ['limits-node']);
+    const a = await startAgent(bed, {
+      node: 'limits-node',
+      kubeconfig: cp.kubeconfig,
+      logLevel: 'warn',
+      auditLog: file,
+      auditFrom: 'start',
+      eventRingSize: 100_000,
+      nodeArgs: NODE_ARGS,
+      timing: { leaseDurationSeconds: 30, watchTimeoutSeconds: 120, watchdogMs: 300_000 },
+    });
+    const t0 = performance.now();
+    await waitFor('ready', async () => ((await a.ready()) ? true : undefined), 600_000);
+    await waitFor(
+      'every record counted',
+      async () => {
+        const r = await get(`${a.url}/v1/syscalls`);
+        return r?.status === 200 && totalOf(r.body) >= seccomp ? true : undefined;
+      },
+      600_000,
+    );
+    const doneMs = performance.now() - t0;
+    await sleep(1000);
+    const pid = a.proc.pid ?? 0;
+    const { rss, hwm } = procStatus(pid);
+    const st = await a.stats();
+    figures['clusterRss'] = MiB(rss);
+    figures['clusterPeakRss'] = MiB(hwm);
+    figures['clusterReadyAndIngestedMs'] = Math.round(doneMs);
+    row(
+      `RSS, cluster mode, ${st.profiles} profiles + 100k events (real kube-apiserver; ring filled from ${seccomp} records)`,
+      `${MiB(rss)} MiB (peak ${MiB(hwm)} MiB; ready and ingested ${(doneMs / 1000).toFixed(1)} s after start)`,
+      `bare node ${MiB(bare.rss)} MiB`,
+      `+${MiB(rss - bare.rss)} MiB over bare node`,
+      '≤ 96 MiB',
+    );
+    await a.stop();
+    admin.close();
+  } finally {
+    for (const fn of teardowns.reverse()) await fn();
+  }
 }
 
 /** Row 1b and 2b: the in-process path without I/O, and bytes per held event. */
@@ -521,14 +603,12 @@ try {
   figures['bareNodeRss'] = MiB(bare.rss);
   figures['bareNodeStartMs'] = Math.round(bare.startMs);
   inProcess();
-  await ingestAndServe(dir, bare);
-  row(
-    'RSS, cluster mode, 5,000 profiles + 100k events',
-    'not measured here: needs the cluster mode being rewritten (tests/bench/cluster-sync.ts)',
-    '-',
-    '-',
-    '≤ 96 MiB',
-  );
+  const ingested = await ingestAndServe(dir, bare);
+  if (CLUSTER_PROFILES > 0) {
+    await clusterRss(ingested.file, ingested.seccomp, bare).catch((e: unknown) =>
+      row('RSS, cluster mode', `not measured: ${e instanceof Error ? e.message : String(e)}`, '-', '-', '≤ 96 MiB'),
+    );
+  }
   await healthz(dir, bare);
   if (TAIL_SECONDS > 0) await liveTail(dir);
   readme(dir, bare);

@@ -17,6 +17,7 @@ import type { Layout } from '../../shared/profile/layout.js';
 import { validateProfile } from '../../shared/profile/validate.js';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
 import type { ClusterStats, ClusterTiming } from '../../agent/src/cluster/index.js';
+import type { KubeClient } from '../../agent/src/kube/client.js';
 import { repoPath, startControlPlane, type ControlPlane, type TestLike } from '../testbed/cluster.js';
 
 export const NS = 'seccomp-test';
@@ -60,6 +61,23 @@ export async function startBed(t: TestLike, layout: Layout = 'Namespaced'): Prom
   await cp.apply(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"${AGENT_NS}"}}`);
   await cp.kubectl(['apply', '-f', repoPath('profiles', 'ns.yaml')]);
   return cp;
+}
+
+/** POSTs every object to `path(obj)`, 8 at a time (kubectl apply's GET before each create doubles the work). */
+export async function createAll(
+  client: KubeClient,
+  objects: readonly Record<string, unknown>[],
+  path: (o: Record<string, unknown>) => string,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < objects.length) {
+        const body = objects[next++];
+        if (body !== undefined) await client.request({ method: 'POST', path: path(body), body, timeoutMs: 120_000 });
+      }
+    }),
+  );
 }
 
 export async function createNodes(cp: ControlPlane, names: readonly string[]): Promise<void> {
@@ -115,8 +133,12 @@ export interface AgentOptions {
   logLevel?: string;
   /** HOST:PORT for --listen; default 127.0.0.1:0. */
   listen?: string;
-  /** Tail this auditd log (from its end) for syscall events; default no event source. */
+  /** Tail this auditd log (from its end, unless `auditFrom`) for syscall events; default no event source. */
   auditLog?: string;
+  /** Where to start reading `auditLog`; default `end`. */
+  auditFrom?: 'start' | 'end';
+  /** --event-ring-size; default the agent's. */
+  eventRingSize?: number;
   /** --namespace (where the Leases live); default AGENT_NS. */
   namespace?: string;
   /** Flags for node itself, e.g. `['--cpu-prof', '--cpu-prof-dir=/tmp/prof']` (benchmarks). */
@@ -156,7 +178,8 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
       o.logLevel ?? 'info',
       ...(o.auditLog === undefined
         ? ['--audit-source', 'none']
-        : ['--audit-source', 'auditd', '--audit-log', o.auditLog, '--audit-from', 'end']),
+        : ['--audit-source', 'auditd', '--audit-log', o.auditLog, '--audit-from', o.auditFrom ?? 'end']),
+      ...(o.eventRingSize === undefined ? [] : ['--event-ring-size', String(o.eventRingSize)]),
     ],
     {
       detached: true,

@@ -2,7 +2,12 @@
  * The node's HTTP endpoint. `buildServer` returns a fastify instance that is not listening; main
  * calls `listen`, tests call `inject()`.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerFactory,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { agentError } from '../../../shared/errors.js';
 import type { Authenticator } from './auth.js';
@@ -40,13 +45,30 @@ export interface ServerDeps {
   auth?: Authenticator;
   /** More routes (the event path's plugin), registered before the server starts. */
   extend?: (app: FastifyInstance) => Promise<void>;
+  /** A server that listens already (main's early one): fastify answers on it instead of its own. */
+  serverFactory?: FastifyServerFactory;
 }
+
+/**
+ * No route declares a schema: fastify's default compilers would load ajv and fast-json-stringify
+ * (90 ms at start) for nothing. A route that declares one fails at start, saying so.
+ */
+const NO_SCHEMA_COMPILERS = {
+  buildValidator: () => () => {
+    throw new Error('the agent registers no validation schemas (buildServer loads no schema compiler)');
+  },
+  buildSerializer: () => () => {
+    throw new Error('the agent registers no response schemas (buildServer loads no schema compiler)');
+  },
+};
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Probes and curls would flood the log: request lines are not logged, errors still are.
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    schemaController: { compilersFactory: NO_SCHEMA_COMPILERS },
+    ...(deps.serverFactory === undefined ? {} : { serverFactory: deps.serverFactory }),
   });
   const auth = deps.auth;
   if (auth !== undefined) {
