@@ -14,7 +14,15 @@ import {
   type SyscallResolver,
 } from './parse.js';
 import { RecordScanner } from './scan.js';
-import type { ContainerAggregate, EventCall, EventOrigin, EventParts, EventProcess, EventStore } from './store.js';
+import {
+  unknownOrigin,
+  type ContainerAggregate,
+  type EventCall,
+  type EventOrigin,
+  type EventParts,
+  type EventProcess,
+  type EventStore,
+} from './store.js';
 
 /** The same fields, writable: the byte path fills one of each per record. */
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -137,15 +145,7 @@ export class Ingest {
     this.parseOpts = { resolve: o.resolve, strict: o.strict };
     this.metrics = o.metrics ?? NOOP_METRICS;
     this.now = o.now ?? Date.now;
-    this.origin = {
-      node: o.node,
-      namespace: null,
-      pod: null,
-      container: null,
-      containerId: null,
-      podUid: null,
-      attribution: 'unknown',
-    };
+    this.origin = unknownOrigin(o.node);
     this.parts = {
       timeMs: 0,
       serial: 0,

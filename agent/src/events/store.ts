@@ -95,6 +95,12 @@ export interface EventOrigin {
   readonly podUid: string | null;
   readonly attribution: AttributionKind;
 }
+
+/** A new origin on `node` that names no container (attribution `unknown`); each call makes its own. */
+export function unknownOrigin(node: string): EventOrigin {
+  return { node, namespace: null, pod: null, container: null, containerId: null, podUid: null, attribution: 'unknown' };
+}
+
 /** Who made the call. */
 export interface EventProcess {
   readonly comm: string | null;
@@ -369,15 +375,7 @@ export class EventStore {
   }
 
   private last: { origin: EventOrigin; syscall: string | null } = {
-    origin: {
-      node: '',
-      namespace: null,
-      pod: null,
-      container: null,
-      containerId: null,
-      podUid: null,
-      attribution: 'unknown',
-    },
+    origin: unknownOrigin(''),
     syscall: null,
   };
 
