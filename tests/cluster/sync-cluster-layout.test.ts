@@ -14,6 +14,7 @@ import {
   createNodes,
   describeProfiles,
   podsInReport,
+  podWithProfile,
   readMaybe,
   startAgent,
   startBed,
@@ -164,20 +165,7 @@ t.test('state: Disabled removes the file from every node', async (t) => {
 });
 
 t.test('deletion while a pod names operator/<name>.json', async (t) => {
-  await cp.apply(
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'user', namespace: 'default' },
-      spec: {
-        nodeName: 'node-2',
-        securityContext: {
-          seccompProfile: { type: 'Localhost', localhostProfile: 'operator/profile-allow-unsafe.json' },
-        },
-        containers: [{ name: 'c', image: 'nginx:1.27' }],
-      },
-    }),
-  );
+  await cp.apply(podWithProfile('user', 'node-2', 'operator/profile-allow-unsafe.json', 'default'));
   await waitFor('node-2 reports the pod, the finalizer is on', async () => {
     const p = await getSp('profile-allow-unsafe');
     const pods = await podsInReport(cp, 'node-2', 'profile-allow-unsafe');

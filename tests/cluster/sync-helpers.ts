@@ -582,7 +582,6 @@ export async function startDelayProxy(t: TestLike, cp: ControlPlane): Promise<De
   };
 }
 
-/** A pod bound to `node` whose pod-level securityContext runs under `operator/<ns>/<profile>.json`. */
 /** A SeccompProfile with only a default action, as JSON for `cp.apply`. */
 export const simpleProfile = (name: string, defaultAction: string, ns = NS): string =>
   JSON.stringify({
@@ -592,14 +591,22 @@ export const simpleProfile = (name: string, defaultAction: string, ns = NS): str
     spec: { defaultAction },
   });
 
-export const podUsing = (name: string, node: string, profile: string, ns = NS): string =>
+/**
+ * A pod `ns/name` bound to `node` whose pod-level securityContext runs under `localhostProfile`
+ * (any path, e.g. a cluster-scoped profile's `operator/<name>.json`).
+ */
+export const podWithProfile = (name: string, node: string, localhostProfile: string, ns = NS): string =>
   JSON.stringify({
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: ns },
     spec: {
       nodeName: node,
-      securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: `operator/${ns}/${profile}.json` } },
+      securityContext: { seccompProfile: { type: 'Localhost', localhostProfile } },
       containers: [{ name: 'c', image: 'nginx:1.27' }],
     },
   });
+
+/** A pod bound to `node` whose pod-level securityContext runs under `operator/<ns>/<profile>.json`. */
+export const podUsing = (name: string, node: string, profile: string, ns = NS): string =>
+  podWithProfile(name, node, `operator/${ns}/${profile}.json`, ns);

@@ -23,6 +23,7 @@ import {
   NS,
   podsInReport,
   podUsing,
+  podWithProfile,
   readMaybe,
   simpleProfile,
   startAgent,
@@ -247,20 +248,7 @@ t.test('Namespaced → Cluster: the file of the old layout a pod uses stays, new
 });
 
 t.test('and back, Cluster → Namespaced: operator/<name>.json stays while its pod runs', async (t) => {
-  await cp.apply(
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'user-back', namespace: 'default' },
-      spec: {
-        nodeName: 'node-2',
-        securityContext: {
-          seccompProfile: { type: 'Localhost', localhostProfile: 'operator/profile-allow-unsafe.json' },
-        },
-        containers: [{ name: 'c', image: 'nginx:1.27' }],
-      },
-    }),
-  );
+  await cp.apply(podWithProfile('user-back', 'node-2', 'operator/profile-allow-unsafe.json', 'default'));
   await waitFor('the in-use finalizer on profile-allow-unsafe', async () => {
     const r = await cp.kubectl(['get', 'seccompprofile', 'profile-allow-unsafe', '-o', 'json']);
     return r.code === 0 && (JSON.parse(r.stdout) as SpObject).metadata.finalizers?.includes(IN_USE_FINALIZER) === true
