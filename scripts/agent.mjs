@@ -4,7 +4,7 @@
 // re-check a project that has errors anywhere.
 import { spawn, spawnSync } from 'node:child_process';
 import process from 'node:process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -56,12 +56,13 @@ if (why !== undefined) {
   );
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
-// The flags and environment of the image's entrypoint (Dockerfile.agent; keep the two in step):
-// V8's heap sized for memory, a 2 MiB young generation and two malloc arenas (RSS 212 → 127 MiB in
-// cluster mode with 5,000 profiles, 109 → 99 MiB after a large ingest; docs/events.md, issue 12). glibc reads MALLOC_ARENA_MAX at start, so they need a process of
-// their own; when this one has them already, the agent runs in it.
-const NODE_FLAGS = ['--optimize-for-size', '--max-semi-space-size=2'];
-const NODE_ENV = { MALLOC_ARENA_MAX: '2' };
+// The flags and environment of the image's entrypoint (scripts/agent-runtime.json; the image's
+// Dockerfile.agent carries the same, checked by tests/unit/agent-runtime.test.ts). glibc reads
+// MALLOC_ARENA_MAX at start, so they need a process of their own; when this one has them already,
+// the agent runs in it.
+const runtime = JSON.parse(readFileSync(join(root, 'scripts', 'agent-runtime.json'), 'utf8'));
+const NODE_FLAGS = runtime.nodeFlags;
+const NODE_ENV = runtime.env;
 const main = join(out, 'agent', 'src', 'main.js');
 const has =
   NODE_FLAGS.every((f) => process.execArgv.includes(f)) &&

@@ -4,7 +4,10 @@
  * prints figures and asserts nothing.
  *
  *   npm run build && npm run bench:limits [-- --lines N --tail-seconds S --profiles P --cluster-profiles P
- *     --node-args --flag,--flag --main FILE --json FILE]
+ *     --node-args --flag,--flag|none --main FILE --json FILE]
+ *
+ * The agent runs with the image's node flags and environment (scripts/agent-runtime.json) unless
+ * --node-args says otherwise.
  *
  * Floors: `grep -c type=SECCOMP` on the same file; a bare fastify process answering the same bytes
  * from memory; a bare `node -e` process for RSS and start time.
@@ -37,7 +40,7 @@ import { EventStore } from '../../agent/src/events/store.js';
 import { KubeClient } from '../../agent/src/kube/client.js';
 import { createAll, createNodes, startAgent, startBed, waitFor } from '../cluster/sync-helpers.js';
 import type { TestLike } from '../testbed/cluster.js';
-import { repoRoot, sharedDir } from '../helpers/shared.js';
+import { agentRuntime, repoRoot, sharedDir } from '../helpers/shared.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -49,10 +52,16 @@ const TAIL_RATE = Number(arg('tail-rate', '200000'));
 const PROFILES = Number(arg('profiles', '2000'));
 /** Profiles in the cluster row (0: skip it; it starts a kube-apiserver and etcd from the test bed). */
 const CLUSTER_PROFILES = Number(arg('cluster-profiles', '5000'));
-/** Flags for the measured agent's node (e.g. `--node-args --max-semi-space-size=2`), comma-separated. */
-const NODE_ARGS = arg('node-args', '')
-  .split(',')
-  .filter((a) => a !== '');
+/**
+ * The measured agent's node flags and environment: by default the image's (scripts/agent-runtime.json,
+ * the same as Dockerfile.agent's ENTRYPOINT and ENV), so the agent measured is the agent shipped;
+ * `--node-args --flag,--flag` for others, `--node-args none` for none (and no environment).
+ */
+const NODE_ARGS_ARG = arg('node-args', '');
+const RUNTIME = agentRuntime();
+const NODE_ARGS: string[] =
+  NODE_ARGS_ARG === '' ? [...RUNTIME.nodeFlags] : NODE_ARGS_ARG.split(',').filter((a) => a !== '' && a !== 'none');
+const NODE_ENV: Record<string, string> = NODE_ARGS_ARG === '' ? { ...RUNTIME.env } : {};
 /** The agent to measure (`--main` another build's main.js to measure it, e.g. the previous commit's). */
 const MAIN = resolve(arg('main', join(repoRoot, 'dist', 'agent', 'src', 'main.js')));
 
@@ -67,6 +76,8 @@ const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 const rows: { measure: string; now: string; floor: string; ratio: string; goal: string }[] = [];
 const figures: Record<string, unknown> = {
   node: process.version,
+  agentNodeArgs: NODE_ARGS,
+  agentNodeEnv: NODE_ENV,
   lines: N,
   loadBefore: loadavg().map((x) => +x.toFixed(2)),
 };
@@ -106,6 +117,7 @@ async function get(url: string): Promise<{ status: number; body: string } | unde
 function agent(args: string[]): ChildProcess {
   return spawn(process.execPath, [...NODE_ARGS, MAIN, '--log-level', 'warn', ...args], {
     stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, ...NODE_ENV },
   });
 }
 async function stop(p: ChildProcess): Promise<void> {
@@ -186,8 +198,8 @@ async function bareFastify(
   return { port, p };
 }
 
-async function load(url: string): Promise<{ rps: number; p99: number; bytes: number }> {
-  const r = await autocannon({ url, connections: 16, duration: 5, pipelining: 1 });
+async function load(url: string, seconds = 5): Promise<{ rps: number; p99: number; bytes: number }> {
+  const r = await autocannon({ url, connections: 16, duration: seconds, pipelining: 1 });
   return {
     rps: Math.round(r.requests.average),
     p99: r.latency.p99,
@@ -268,6 +280,9 @@ async function ingestAndServe(dir: string, bare: { rss: number }): Promise<{ fil
   const floor = await bareFastify(bodies);
   for (const path of paths) {
     // Interleaved, best of two each: the machine is shared, and a 5 s window can fall on a busy moment.
+    // Each process first serves 1 s of the same load, so neither is measured while its JIT warms up.
+    await load(`http://127.0.0.1:${port}${path}`, 1);
+    await load(`http://127.0.0.1:${floor.port}${path.split('?')[0] ?? path}`, 1);
     const best = (x: Awaited<ReturnType<typeof load>>, y: Awaited<ReturnType<typeof load>>) => (x.rps >= y.rps ? x : y);
     const a1 = await load(`http://127.0.0.1:${port}${path}`);
     const b1 = await load(`http://127.0.0.1:${floor.port}${path.split('?')[0] ?? path}`);
@@ -322,6 +337,7 @@ async function clusterRss(file: string, seccomp: number, bare: { rss: number }):
       auditFrom: 'start',
       eventRingSize: 100_000,
       nodeArgs: NODE_ARGS,
+      nodeEnv: NODE_ENV,
       timing: { leaseDurationSeconds: 30, watchTimeoutSeconds: 120, watchdogMs: 300_000 },
     });
     const t0 = performance.now();
@@ -619,7 +635,11 @@ figures['loadAfter'] = loadavg().map((x) => +x.toFixed(2));
 const jsonOut = arg('json', '');
 if (jsonOut !== '') writeFileSync(jsonOut, JSON.stringify({ figures, rows }, null, 2) + '\n');
 process.stdout.write(
-  `load average before ${String(figures['loadBefore'])}, after ${String(figures['loadAfter'])}; ${process.version}\n\n`,
+  `load average before ${String(figures['loadBefore'])}, after ${String(figures['loadAfter'])}; ${process.version}; agent node flags: ${NODE_ARGS.join(' ') || 'none'}${Object.entries(
+    NODE_ENV,
+  )
+    .map(([k, v]) => ` ${k}=${v}`)
+    .join('')}\n\n`,
 );
 process.stdout.write('| measure | now | floor (same run) | ratio | goal |\n|---|---|---|---|---|\n');
 for (const r of rows) process.stdout.write(`| ${r.measure} | ${r.now} | ${r.floor} | ${r.ratio} | ${r.goal} |\n`);

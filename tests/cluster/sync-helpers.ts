@@ -143,6 +143,8 @@ export interface AgentOptions {
   namespace?: string;
   /** Flags for node itself, e.g. `['--cpu-prof', '--cpu-prof-dir=/tmp/prof']` (benchmarks). */
   nodeArgs?: readonly string[];
+  /** Environment for the agent on top of this process's (e.g. the image's MALLOC_ARENA_MAX). */
+  nodeEnv?: Readonly<Record<string, string>>;
 }
 
 export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentProc> {
@@ -184,7 +186,7 @@ export async function startAgent(t: TestLike, o: AgentOptions): Promise<AgentPro
     {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      env: { ...agentEnv(), SECCOMP_AGENT_TEST_TIMING: JSON.stringify({ ...TEST_TIMING, ...o.timing }) },
+      env: { ...agentEnv(), ...o.nodeEnv, SECCOMP_AGENT_TEST_TIMING: JSON.stringify({ ...TEST_TIMING, ...o.timing }) },
     },
   );
   proc.stdio[3]?.on('error', () => {});

@@ -49,3 +49,17 @@ export function seedListedSizes(): Map<string, number> {
   }
   return sizes;
 }
+
+/** How the agent's node runs (scripts/agent-runtime.json): the image's flags and environment. */
+export interface AgentRuntime {
+  readonly nodeFlags: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export function agentRuntime(): AgentRuntime {
+  const r = JSON.parse(readFileSync(join(repoRoot, 'scripts', 'agent-runtime.json'), 'utf8')) as Partial<AgentRuntime>;
+  if (!Array.isArray(r.nodeFlags) || typeof r.env !== 'object' || r.env === null) {
+    throw new Error('scripts/agent-runtime.json: want { "nodeFlags": [...], "env": { ... } }');
+  }
+  return { nodeFlags: r.nodeFlags, env: r.env };
+}
