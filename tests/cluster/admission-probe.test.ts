@@ -559,6 +559,11 @@ spec:
     pod('bind', 'cache-prod', [{ name: 'redis', image: 'redis:7' }], { labels: { tier: 'cache', env: 'prod' } }),
   );
   t.equal(profileOf(selected, 'redis')?.localhostProfile, 'operator/bind/cache.json', 'pod selector matches');
+  t.same(
+    selected.metadata.labels,
+    { tier: 'cache', env: 'prod', [GATED_LABEL]: 'true' },
+    'the gate label is merged into the labels',
+  );
   const dev = await mustCreate(
     pod('bind', 'cache-dev', [{ name: 'redis', image: 'redis:7' }], { labels: { tier: 'cache', env: 'dev' } }),
   );
@@ -847,7 +852,9 @@ spec:
   const warned = await pollUntil(
     async () => {
       const c = await create(bare('warned'));
-      return c.pod !== undefined && c.r.stderr.includes('Warning:') ? c.r : undefined;
+      return c.pod !== undefined && c.r.stderr.includes('Warning:') && c.r.stderr.includes(': web, log (')
+        ? c.r
+        : undefined;
     },
     SETTLE_MS,
     250,
@@ -904,25 +911,37 @@ items:
   });
   const victim = await mustCreate(make('victim'));
   t.ok(gated(victim));
-  const imagePatch = {
-    method: 'PATCH' as const,
-    path: `/api/v1/namespaces/gate/pods/${victim.metadata.name}`,
-    contentType: 'application/strategic-merge-patch+json',
-    body: { spec: { containers: [{ name: 'web', image: 'evil:1' }] } },
-  };
-  const refused = await pollUntil(
-    async () => {
-      const e = await agent.request(imagePatch).then(
+  const patch = (body: Obj) =>
+    agent
+      .request({
+        method: 'PATCH',
+        path: `/api/v1/namespaces/gate/pods/${victim.metadata.name}`,
+        contentType: 'application/strategic-merge-patch+json',
+        body,
+      })
+      .then(
         () => undefined,
         (err: unknown) => err,
       );
+  // Until the policy (and the account's RBAC) is effective, a harmless change: a new label value
+  // each time, which the policy refuses once it applies.
+  let n = 0;
+  const effective = await pollUntil(
+    async () => {
+      const e = await patch({ metadata: { labels: { probe: String(++n) } } });
       return isKubeApiError(e) && e.status === 403 && e.message.includes('ValidatingAdmissionPolicy') ? e : undefined;
     },
     SETTLE_MS,
     250,
   );
-  t.ok(refused, 'the agent cannot change an image');
-  t.comment(refused instanceof Error ? refused.message : '');
+  t.ok(effective, 'the guard policy is effective');
+  t.comment(effective instanceof Error ? effective.message : '');
+  const refused = await patch({ spec: { containers: [{ name: 'web', image: 'evil:1' }] } });
+  t.ok(isKubeApiError(refused) && refused.status === 403, 'the agent cannot change an image');
+  t.match(
+    refused instanceof Error ? refused.message : '',
+    `ValidatingAdmissionPolicy 'seccomp-agent-pod-updates' with binding 'seccomp-agent-pod-updates' denied request: the seccomp-agent may only remove its scheduling gate ${GATE} and its label ${GATED_LABEL} from a pod`,
+  );
   const image = await cp.kubectl([
     'get',
     'pod',
@@ -938,10 +957,7 @@ items:
     ['a toleration', { spec: { tolerations: [{ key: 'k', operator: 'Exists' }] } }],
     ['a nodeSelector (allowed on gated pods)', { spec: { nodeSelector: { 'kubernetes.io/hostname': 'n9' } } }],
   ] as const) {
-    const e = await agent.request({ ...imagePatch, body }).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
+    const e = await patch(body);
     t.ok(isKubeApiError(e) && e.status === 403, `${what}: refused`);
   }
   const ok = await ungate(agent, 'gate', victim.metadata.name);
