@@ -12,6 +12,8 @@
 //   CEL) through an ApplyConfiguration, and leaves a pod or container that names a profile alone;
 // - a policy adds a scheduling gate to pods naming `operator/...`; a gated pod cannot be bound to
 //   a node; the agent's strategic-merge PATCH removes only its gate, and then binding works;
+// - a recording policy (same parameter) puts selected containers under the logging profile and
+//   names the recording in annotations, whatever order it runs in beside the binding policy;
 // - a ValidatingAdmissionPolicy refuses pods without Localhost/RuntimeDefault in a labelled
 //   namespace naming the containers, and in Warn mode admits them with a warning kubectl prints;
 // - a ValidatingAdmissionPolicy narrows the agent's `patch pods` to removing its own gate and label;
@@ -41,7 +43,7 @@ interface Container {
   securityContext?: { runAsUser?: number; seccompProfile?: { type: string; localhostProfile?: string } };
 }
 interface Pod {
-  metadata: { name: string; namespace: string; labels?: Record<string, string> };
+  metadata: { name: string; namespace: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec: {
     nodeName?: string;
     securityContext?: { seccompProfile?: { type: string; localhostProfile?: string } };
@@ -142,6 +144,30 @@ spec:
                     binding: {type: string, maxLength: 253}
                     image: {type: string, maxLength: 4096}
                     localhostProfile: {type: string, maxLength: 4096}
+                    podSelector:
+                      type: object
+                      properties:
+                        matchLabels: {type: object, additionalProperties: {type: string}, maxProperties: 64}
+                        matchExpressions:
+                          type: array
+                          maxItems: 64
+                          items:
+                            type: object
+                            required: [key, operator]
+                            properties:
+                              key: {type: string, maxLength: 317}
+                              operator: {type: string, enum: [In, NotIn, Exists, DoesNotExist]}
+                              values: {type: array, maxItems: 64, items: {type: string, maxLength: 63}}
+              recordings:
+                type: array
+                maxItems: 64
+                items:
+                  type: object
+                  required: [recording, uid]
+                  properties:
+                    recording: {type: string, maxLength: 253}
+                    uid: {type: string, maxLength: 64}
+                    containers: {type: array, maxItems: 16, items: {type: string, maxLength: 63}}
                     podSelector:
                       type: object
                       properties:
@@ -288,6 +314,70 @@ const GATE_MAP = list(
     kind: 'MutatingAdmissionPolicyBinding',
     metadata: { name: 'seccomp-agent-gate' },
     spec: { policyName: 'seccomp-agent-gate' },
+  },
+);
+
+const RECORD_PROFILE = 'seccomp-agent/record.json';
+const RECORDING_ANNOTATION = `${GROUP}/recording`;
+
+/** The recording policy: the first recording whose selector matches takes the selected containers. */
+const RECORDING_MAP = list(
+  {
+    apiVersion: AR,
+    kind: 'MutatingAdmissionPolicy',
+    metadata: { name: 'seccomp-agent-recording' },
+    spec: {
+      paramKind: { apiVersion: `${GROUP}/v1alpha1`, kind: 'SeccompPodRules' },
+      matchConstraints: { resourceRules: [PODS_CREATE] },
+      failurePolicy: 'Ignore',
+      reinvocationPolicy: 'Never',
+      variables: [
+        { name: 'labels', expression: 'has(object.metadata.labels) ? object.metadata.labels : {}' },
+        {
+          name: 'recordings',
+          expression: `(has(params.spec) && has(params.spec.recordings) ? params.spec.recordings : []).filter(r, ${SELECTOR_MATCHES})`,
+        },
+        {
+          name: 'containers',
+          expression: `variables.recordings.size() == 0 ? [] : object.spec.containers.filter(c,
+            !has(variables.recordings[0].containers) || variables.recordings[0].containers.size() == 0 ||
+            c.name in variables.recordings[0].containers)`,
+        },
+      ],
+      mutations: [
+        {
+          patchType: 'ApplyConfiguration',
+          applyConfiguration: {
+            expression: `variables.containers.size() == 0 ? Object{} : Object{
+              metadata: Object.metadata{annotations: {
+                '${RECORDING_ANNOTATION}': variables.recordings[0].recording,
+                '${RECORDING_ANNOTATION}-uid': variables.recordings[0].uid,
+                '${GROUP}/recorded-containers': variables.containers.map(c, c.name).join(',')
+              }},
+              spec: Object.spec{
+                containers: variables.containers.map(c, Object.spec.containers{
+                  name: c.name,
+                  securityContext: Object.spec.containers.securityContext{
+                    seccompProfile: Object.spec.containers.securityContext.seccompProfile{
+                      type: 'Localhost', localhostProfile: '${RECORD_PROFILE}'
+                    }
+                  }
+                })
+              }
+            }`,
+          },
+        },
+      ],
+    },
+  },
+  {
+    apiVersion: AR,
+    kind: 'MutatingAdmissionPolicyBinding',
+    metadata: { name: 'seccomp-agent-recording' },
+    spec: {
+      policyName: 'seccomp-agent-recording',
+      paramRef: { name: 'seccomp-agent', parameterNotFoundAction: 'Allow' },
+    },
   },
 );
 
@@ -759,6 +849,96 @@ items:
   await noWebhooks(t, 'with the gate policy');
 });
 
+t.test('a recording policy puts the selected containers under the logging profile', async (t) => {
+  await cp.apply(RECORDING_MAP);
+  await cp.apply(`
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: rec}}
+- apiVersion: ${GROUP}/v1alpha1
+  kind: SeccompPodRules
+  metadata: {name: seccomp-agent, namespace: rec}
+  spec:
+    bindings: [{binding: all, image: '*', localhostProfile: operator/rec/complainer.json}]
+    recordings:
+    - {recording: only-nginx, uid: u-1, containers: [nginx], podSelector: {matchLabels: {app: web}}}
+    - {recording: everything, uid: u-2, podSelector: {matchLabels: {app: web}}}
+    - {recording: alpine, uid: u-3, podSelector: {matchExpressions: [{key: app, operator: In, values: [alpine]}]}}
+`);
+  const web = (n: string): Obj =>
+    pod(
+      'rec',
+      n,
+      [
+        { name: 'nginx', image: 'nginx:1.19.1', securityContext: { seccompProfile: { type: 'RuntimeDefault' } } },
+        {
+          name: 'side',
+          image: 'busybox:1.36',
+          securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: 'operator/rec/own.json' } },
+        },
+        { name: 'plain', image: 'busybox:1.36' },
+      ],
+      { labels: { app: 'web' } },
+    );
+  const first = await createUntil(
+    () => web('web'),
+    (p) => profileOf(p, 'nginx')?.localhostProfile === RECORD_PROFILE,
+  );
+  t.ok(first, 'the recording policy is effective');
+  const annotations = first?.metadata.annotations;
+  t.same(
+    annotations,
+    {
+      [RECORDING_ANNOTATION]: 'only-nginx',
+      [`${RECORDING_ANNOTATION}-uid`]: 'u-1',
+      [`${GROUP}/recorded-containers`]: 'nginx',
+    },
+    'the first matching recording names the pod, with its uid and containers',
+  );
+  t.same(profileOf(first, 'nginx'), { type: 'Localhost', localhostProfile: RECORD_PROFILE }, 'RuntimeDefault replaced');
+  t.same(
+    profileOf(first, 'side'),
+    { type: 'Localhost', localhostProfile: 'operator/rec/own.json' },
+    'a container the recording does not select keeps its profile',
+  );
+  t.equal(
+    profileOf(first, 'plain')?.localhostProfile,
+    'operator/rec/complainer.json',
+    'and one without a profile is bound as usual',
+  );
+
+  const alpine = await mustCreate(
+    pod(
+      'rec',
+      'alpine',
+      [
+        {
+          name: 'a',
+          image: 'alpine:3',
+          securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: 'operator/rec/own.json' } },
+        },
+        { name: 'b', image: 'alpine:3' },
+      ],
+      { labels: { app: 'alpine' } },
+    ),
+  );
+  t.same(
+    [profileOf(alpine, 'a'), profileOf(alpine, 'b')],
+    [
+      { type: 'Localhost', localhostProfile: RECORD_PROFILE },
+      { type: 'Localhost', localhostProfile: RECORD_PROFILE },
+    ],
+    'no container list: every container, its own profile replaced, whatever order the binding ran in',
+  );
+  const other = await mustCreate(
+    pod('rec', 'other', [{ name: 'x', image: 'busybox:1.36' }], { labels: { app: 'db' } }),
+  );
+  t.equal(profileOf(other, 'x')?.localhostProfile, 'operator/rec/complainer.json', 'not selected: not recorded');
+  t.equal(other.metadata.annotations?.[RECORDING_ANNOTATION], undefined);
+  await noWebhooks(t, 'with the recording policy');
+});
+
 t.test('a ValidatingAdmissionPolicy requires a profile in labelled namespaces; Warn warns', async (t) => {
   await cp.apply(`
 apiVersion: v1
@@ -975,9 +1155,10 @@ t.test('no webhook configuration at the end', async (t) => {
     [
       'mutatingadmissionpolicy.admissionregistration.k8s.io/seccomp-agent-binding',
       'mutatingadmissionpolicy.admissionregistration.k8s.io/seccomp-agent-gate',
+      'mutatingadmissionpolicy.admissionregistration.k8s.io/seccomp-agent-recording',
       'validatingadmissionpolicy.admissionregistration.k8s.io/seccomp-agent-pod-updates',
       'validatingadmissionpolicy.admissionregistration.k8s.io/seccomp-agent-require-profile',
     ],
-    'what did the work: four policies',
+    'what did the work: five policies',
   );
 });
