@@ -698,6 +698,45 @@ spec:
   await noWebhooks(t, 'with the binding policy');
 });
 
+t.test('the rules at their bounds stay within the CEL budget', async (t) => {
+  // 255 rules that never match (each with 8 selector expressions), then the one that does, and a
+  // pod of 64 containers: every rule is evaluated for every container. A cost overrun would leave
+  // the pod unbound (failurePolicy Ignore), which the assertions see.
+  await cp.apply(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bounds"}}`);
+  const misses = Array.from({ length: 255 }, (_, i) => ({
+    binding: `miss-${i}`,
+    image: `nowhere/image-${i}:1`,
+    localhostProfile: `operator/bounds/miss-${i}.json`,
+    podSelector: {
+      matchLabels: { app: 'big' },
+      matchExpressions: Array.from({ length: 8 }, (_, j) => ({ key: `k${j}`, operator: 'NotIn', values: ['x', 'y'] })),
+    },
+  }));
+  await cp.apply(
+    JSON.stringify({
+      apiVersion: `${GROUP}/v1alpha1`,
+      kind: 'SeccompPodRules',
+      metadata: { name: 'seccomp-agent', namespace: 'bounds' },
+      spec: {
+        bindings: [...misses, { binding: 'hit', image: 'busybox:1.36', localhostProfile: 'operator/bounds/hit.json' }],
+      },
+    }),
+  );
+  const containers = Array.from({ length: 64 }, (_, i) => ({ name: `c${i}`, image: 'busybox:1.36' }));
+  const big = await createUntil(
+    () => pod('bounds', 'big', containers, { labels: { app: 'big' } }),
+    (p) => profileOf(p, 'c0') !== undefined,
+  );
+  t.ok(big, 'bound within the budget');
+  t.equal(
+    big?.spec.containers.filter(
+      (c) => c.securityContext?.seccompProfile?.localhostProfile === 'operator/bounds/hit.json',
+    ).length,
+    64,
+    'all 64 containers, by the 256th rule',
+  );
+});
+
 t.test('a policy gates pods naming operator/ profiles; the agent PATCH ungates; then binding works', async (t) => {
   await cp.apply(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gate"}}`);
   await cp.apply(GATE_MAP);
