@@ -253,15 +253,17 @@ const BINDING_MAP = list(
         { name: 'containers', expression: boundIn('containers') },
         { name: 'initContainers', expression: boundIn('initContainers') },
       ],
+      // Each mutation evaluates the variables again, on the pod as the mutations before it left it
+      // (the probe showed it): the gate comes first, while the containers are still unbound.
       mutations: [
-        { patchType: 'ApplyConfiguration', applyConfiguration: { expression: applyTo('containers') } },
-        { patchType: 'ApplyConfiguration', applyConfiguration: { expression: applyTo('initContainers') } },
         {
           patchType: 'ApplyConfiguration',
           applyConfiguration: {
             expression: `${NOT_ON_A_NODE} && variables.containers.size() + variables.initContainers.size() > 0 ? ${GATE_APPLY} : Object{}`,
           },
         },
+        { patchType: 'ApplyConfiguration', applyConfiguration: { expression: applyTo('containers') } },
+        { patchType: 'ApplyConfiguration', applyConfiguration: { expression: applyTo('initContainers') } },
       ],
     },
   },
@@ -339,9 +341,9 @@ const RECORDING_MAP = list(
         },
         {
           name: 'containers',
-          expression: `variables.recordings.size() == 0 ? [] : object.spec.containers.filter(c,
-            !has(variables.recordings[0].containers) || variables.recordings[0].containers.size() == 0 ||
-            c.name in variables.recordings[0].containers)`,
+          expression: `object.spec.containers.filter(c, variables.recordings.size() > 0 &&
+            (!has(variables.recordings[0].containers) || variables.recordings[0].containers.size() == 0 ||
+            c.name in variables.recordings[0].containers))`,
         },
       ],
       mutations: [
@@ -351,8 +353,7 @@ const RECORDING_MAP = list(
             expression: `variables.containers.size() == 0 ? Object{} : Object{
               metadata: Object.metadata{annotations: {
                 '${RECORDING_ANNOTATION}': variables.recordings[0].recording,
-                '${RECORDING_ANNOTATION}-uid': variables.recordings[0].uid,
-                '${GROUP}/recorded-containers': variables.containers.map(c, c.name).join(',')
+                '${RECORDING_ANNOTATION}-uid': variables.recordings[0].uid
               }},
               spec: Object.spec{
                 containers: variables.containers.map(c, Object.spec.containers{
@@ -460,7 +461,7 @@ const AGENT_GUARD_VAP = list(
       validations: [
         {
           expression: [
-            `request.subResource == ''`,
+            `(!has(request.subResource) || request.subResource == '')`,
             `object.spec.containers.map(c, c.image) == oldObject.spec.containers.map(c, c.image)`,
             `${listOf('object.spec.initContainers')}.map(c, c.image) == ${listOf('oldObject.spec.initContainers')}.map(c, c.image)`,
             `${listOf('object.spec.tolerations')} == ${listOf('oldObject.spec.tolerations')}`,
@@ -928,12 +929,8 @@ items:
   const annotations = first?.metadata.annotations;
   t.same(
     annotations,
-    {
-      [RECORDING_ANNOTATION]: 'only-nginx',
-      [`${RECORDING_ANNOTATION}-uid`]: 'u-1',
-      [`${GROUP}/recorded-containers`]: 'nginx',
-    },
-    'the first matching recording names the pod, with its uid and containers',
+    { [RECORDING_ANNOTATION]: 'only-nginx', [`${RECORDING_ANNOTATION}-uid`]: 'u-1' },
+    'the first matching recording names the pod, with its uid (the recorded containers are those under its profile)',
   );
   t.same(profileOf(first, 'nginx'), { type: 'Localhost', localhostProfile: RECORD_PROFILE }, 'RuntimeDefault replaced');
   t.same(
