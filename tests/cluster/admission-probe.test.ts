@@ -683,11 +683,13 @@ spec:
   bindings:
   - {binding: everything-else, image: '*', localhostProfile: operator/bind/complainer.json}
 `);
+  const changed = Date.now();
   const after = await createUntil(
     () => pod('bind', 'after', [{ name: 'web', image: 'nginx:1.19.1' }]),
     (p) => profileOf(p, 'web')?.localhostProfile !== 'operator/bind/profile-allow-unsafe.json',
   );
   t.equal(profileOf(after, 'web')?.localhostProfile, 'operator/bind/complainer.json', 'the rule is gone');
+  t.comment(`a changed parameter effective ${Date.now() - changed} ms after the write`);
   const del = await cp.kubectl(['delete', 'seccomppodrules', 'seccomp-agent', '-n', 'bind']);
   t.equal(del.code, 0, del.stderr);
   const none = await createUntil(
