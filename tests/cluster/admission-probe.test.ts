@@ -850,6 +850,8 @@ t.test('a policy gates pods naming operator/ profiles; the agent PATCH ungates; 
 
   const ungated = await ungate(client, 'gate', name);
   t.same(ungated.spec.schedulingGates ?? [], [], 'spec.schedulingGates is empty after the PATCH');
+  const again = await ungate(client, 'gate', name);
+  t.same(again.spec.schedulingGates ?? [], [], 'the same PATCH again is a no-op, not an error');
   t.same(profileOf(ungated, 'web'), { type: 'Localhost', localhostProfile: 'operator/gate/complainer.json' });
   t.equal(await bindToNode('gate', name, 'n1'), undefined, 'now a scheduler can bind it');
   const bound = await cp.kubectl(['get', 'pod', name, '-n', 'gate', '-o', 'jsonpath={.spec.nodeName}']);
