@@ -10,6 +10,7 @@
 // - a policy with paramKind = our namespaced CRD, paramRef {name, no namespace} and
 //   parameterNotFoundAction Allow binds profiles by image (first rule wins, `*`, a pod selector in
 //   CEL) through an ApplyConfiguration, and leaves a pod or container that names a profile alone;
+//   256 rules and a 64-container pod stay within the CEL budget;
 // - a policy adds a scheduling gate to pods naming `operator/...`; a gated pod cannot be bound to
 //   a node; the agent's strategic-merge PATCH removes only its gate, and then binding works;
 // - a recording policy (same parameter) puts selected containers under the logging profile and
@@ -18,6 +19,7 @@
 //   namespace naming the containers, and in Warn mode admits them with a warning kubectl prints;
 // - a ValidatingAdmissionPolicy narrows the agent's `patch pods` to removing its own gate and label;
 // - no webhook configuration exists at any point.
+// Timings (how soon a policy or parameter reaches admission) are printed as comments, not asserted.
 import t, { type Test } from 'tap';
 import { KubeClient, isKubeApiError } from '../../agent/src/kube/client.js';
 import { loadKubeconfig } from '../../agent/src/kube/kubeconfig.js';
