@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes this machine ready for every test tier; run by `npm test` (pretest) and so by .ci/run.
 #  - Debian packages the node tier needs (installed with apt-get when missing; needs root).
-#  - The control plane binaries, built from Go modules by build.sh (cached outside the repo).
+#  - The control plane binaries, built from Go modules by build.sh, and the real node's (kubelet,
+#    kube-scheduler, containerd, CNI plugins) by build-node.sh (both cached outside the repo).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,6 +17,9 @@ declare -A need=(
   [gcc]=gcc
   [curl]=curl
   [file]=file
+  [nsenter]=util-linux
+  [flock]=util-linux
+  [ip]=iproute2
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -45,3 +49,4 @@ if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]
 fi
 
 bash "$here/build.sh" >/dev/null
+bash "$here/build-node.sh" >/dev/null
