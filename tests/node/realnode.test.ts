@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { startControlPlane, type ControlPlane } from '../testbed/cluster.js';
 import { pollUntil } from '../testbed/exec.js';
-import { pauseImageTar } from '../testbed/pause-image.js';
-import { PAUSE_IMAGE, nodeBinaries, startRealNode, type RealNode } from '../testbed/realnode.js';
+import { PAUSE_IMAGE, pauseImage } from '../testbed/pause-image.js';
+import { nodeBinaries, startRealNode, type RealNode } from '../testbed/realnode.js';
 
 const NODE = 'realnode';
 const NS = 'default';
@@ -30,7 +30,7 @@ const hostPathsBefore = HOST_PATHS.filter((p) => existsSync(p));
 const cp = await startControlPlane(t, { nodes: [NODE] });
 await cp.startControllerManager(['nodelifecycle']);
 await cp.startScheduler((await nodeBinaries()).kubeScheduler);
-const node = await startRealNode(t, { cp, name: NODE, pauseImageTar: await pauseImageTar() });
+const node = await startRealNode(t, { cp, name: NODE, pauseImage: await pauseImage() });
 
 function pod(name: string, localhostProfile: string): string {
   return JSON.stringify({

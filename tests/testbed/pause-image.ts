@@ -12,8 +12,15 @@ import { ensureStaticProgram, testbedCacheDir } from './rootfs.js';
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
-/** Returns the path of an OCI layout tar holding the pause image (entrypoint /pause). */
-export async function pauseImageTar(): Promise<string> {
+/** The stopgap pause image's reference. */
+export const PAUSE_IMAGE = 'localhost/pause:3.10';
+
+/** An OCI layout tar holding the pause image (entrypoint /pause), and its reference. */
+export async function pauseImage(): Promise<{ archive: string; ref: string }> {
+  return { archive: await pauseImageTar(), ref: PAUSE_IMAGE };
+}
+
+async function pauseImageTar(): Promise<string> {
   const bin = await ensureStaticProgram(path.join(repoRoot, 'tests/fixtures/bin/pause.c'));
   const out = path.join(testbedCacheDir(), 'images', `pause-${path.basename(bin).replace(/^pause-/, '')}.oci.tar`);
   if (

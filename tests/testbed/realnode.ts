@@ -123,14 +123,14 @@ export interface RealNodeOptions {
   readonly cp: ControlPlane;
   /** The node name; must be among the control plane's `nodes`. Default `realnode`. */
   readonly name?: string;
-  /** An OCI image layout tar of the pause image; imported as {@link PAUSE_IMAGE} before the kubelet starts. */
-  readonly pauseImageTar: string;
+  /**
+   * The pause image (an OCI image layout tar and its reference): imported before the kubelet starts
+   * and configured as containerd's sandbox image.
+   */
+  readonly pauseImage: { readonly archive: string; readonly ref: string };
   /** How long to wait for containerd, then for the node to be Ready and untainted; default 120 s. */
   readonly readyTimeoutMs?: number;
 }
-
-/** The sandbox image name containerd is configured with (the pause image). */
-export const PAUSE_IMAGE = 'localhost/pause:3.10';
 
 /** A running real node; torn down with the test that started it. */
 export interface RealNode {
@@ -148,7 +148,10 @@ export interface RealNode {
   importImage(ociTarPath: string, ref: string): Promise<void>;
   /** Runs `ctr -n k8s.io <args>` against this node's containerd. */
   ctr(args: readonly string[]): Promise<ExecResult>;
-  /** The 64-hex containerd id of a pod's container, from the pod's status; undefined until it has one. */
+  /**
+   * The 64-hex containerd id of a pod's container (or init container), from the pod's status;
+   * undefined until it has one.
+   */
   containerId(namespace: string, pod: string, container?: string): Promise<string | undefined>;
   /** Host pid of a container's init process (containerd's task), by container id. */
   containerPid(containerId: string): Promise<number>;
@@ -156,6 +159,13 @@ export interface RealNode {
   podPid(namespace: string, pod: string, container?: string): Promise<number>;
   /** The OCI runtime spec containerd wrote for the container (config.json of its task bundle). */
   ociSpec(containerId: string): Promise<OciSpec>;
+  /**
+   * Runs a process in a running container (`ctr tasks exec`: the container's namespaces, user,
+   * capabilities and seccomp filter, as `kubectl exec` would).
+   */
+  execInContainer(containerId: string, args: readonly string[]): Promise<ExecResult>;
+  /** The container record containerd keeps (`ctr containers info`), with the OCI spec it was created with. */
+  containerInfo(containerId: string): Promise<{ readonly Spec?: OciSpec }>;
   /** Runs a host command in the network namespace of `pid` (`nsenter -n -t <pid>`). */
   inNetns(pid: number, cmd: string, args: readonly string[]): Promise<ExecResult>;
   /** The tail of the kubelet's log (for failure messages). */
@@ -332,7 +342,7 @@ async function takeLock(timeoutMs: number): Promise<{ release(): void }> {
   return { release };
 }
 
-function containerdConfig(dir: string, runcRoot: string, cniBinDir: string): string {
+function containerdConfig(dir: string, runcRoot: string, cniBinDir: string, sandboxImage: string): string {
   return `version = 3
 root = '${dir}/containerd/root'
 state = '${dir}/containerd/state'
@@ -352,7 +362,7 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.snapshotter.v1.bt
   [plugins.'io.containerd.cri.v1.images']
     snapshotter = 'overlayfs'
     [plugins.'io.containerd.cri.v1.images'.pinned_images]
-      sandbox = '${PAUSE_IMAGE}'
+      sandbox = '${sandboxImage}'
 
   [plugins.'io.containerd.cri.v1.runtime']
     netns_mounts_under_state_dir = true
@@ -445,7 +455,10 @@ function kubeletConfig(o: { dir: string; cgroupRoot: string; port: number; healt
 }
 
 interface PodJson {
-  status?: { containerStatuses?: { name: string; containerID?: string }[] };
+  status?: {
+    containerStatuses?: { name: string; containerID?: string }[];
+    initContainerStatuses?: { name: string; containerID?: string }[];
+  };
   spec?: { containers?: { name: string }[] };
 }
 
@@ -530,7 +543,10 @@ export async function startRealNode(t: TestLike, o: RealNodeOptions): Promise<Re
     for (const d of ['cni/net.d', 'cni/ipam', 'containerd/root', 'shim', 'pod-logs', 'kubelet-certs']) {
       await mkdir(join(dir, d), { recursive: true });
     }
-    await writeFile(join(dir, 'containerd.toml'), containerdConfig(dir, runcRoot, binaries.cniBinDir));
+    await writeFile(
+      join(dir, 'containerd.toml'),
+      containerdConfig(dir, runcRoot, binaries.cniBinDir, o.pauseImage.ref),
+    );
     await writeFile(join(dir, 'cni', 'net.d', '10-realnode.conflist'), cniConfig(dir, bridge, podSubnet));
 
     const env = `PATH=${binaries.binDir}:/usr/sbin:/usr/bin:/sbin:/bin`;
@@ -553,7 +569,7 @@ export async function startRealNode(t: TestLike, o: RealNodeOptions): Promise<Re
       const r = await ctr(['images', 'import', '--index-name', ref, tar]);
       if (r.code !== 0) throw new Error(`test bed: ctr images import ${tar} as ${ref} failed: ${r.stderr.trim()}`);
     };
-    await importImage(o.pauseImageTar, PAUSE_IMAGE);
+    await importImage(o.pauseImage.archive, o.pauseImage.ref);
 
     const [port, healthzPort] = await freePorts(2);
     if (port === undefined || healthzPort === undefined) throw new Error('test bed: no free ports');
@@ -596,7 +612,8 @@ export async function startRealNode(t: TestLike, o: RealNodeOptions): Promise<Re
       if (r.code !== 0) return undefined;
       const p = JSON.parse(r.stdout) as PodJson;
       const want = container ?? p.spec?.containers?.[0]?.name;
-      const id = p.status?.containerStatuses?.find((c) => c.name === want)?.containerID;
+      const statuses = [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])];
+      const id = statuses.find((c) => c.name === want)?.containerID;
       return id?.startsWith('containerd://') ? id.slice('containerd://'.length) : undefined;
     };
     const bundle = (id: string): string => {
@@ -627,6 +644,24 @@ export async function startRealNode(t: TestLike, o: RealNodeOptions): Promise<Re
       },
       async ociSpec(id) {
         return JSON.parse(await readFile(join(bundle(id), 'config.json'), 'utf8')) as OciSpec;
+      },
+      async execInContainer(id, args) {
+        await mkdir(join(dir, 'fifo'), { recursive: true });
+        return ctr([
+          'tasks',
+          'exec',
+          '--fifo-dir',
+          join(dir, 'fifo'),
+          '--exec-id',
+          `exec-${randomBytes(4).toString('hex')}`,
+          id,
+          ...args,
+        ]);
+      },
+      async containerInfo(id) {
+        const r = await ctr(['containers', 'info', id]);
+        if (r.code !== 0) throw new Error(`test bed: ctr containers info ${id}: ${r.stderr.trim()}`);
+        return JSON.parse(r.stdout) as { Spec?: OciSpec };
       },
       inNetns: (pid, cmd, args) => exec('nsenter', ['-n', '-t', String(pid), cmd, ...args], { timeoutMs: 30_000 }),
       kubeletLog: (lines = 40) => tail(kubeletLogPath, lines),
