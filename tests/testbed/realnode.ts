@@ -144,7 +144,10 @@ export interface RealNode {
   /** The pods' CNI subnet (a /24 in 198.18.0.0/15, on a bridge of this node's own). */
   readonly podSubnet: string;
   readonly binaries: NodeBinaries;
-  /** `ctr -n k8s.io images import --index-name <ref> <tar>`: an OCI layout tar as image `ref`. */
+  /**
+   * `ctr -n k8s.io images import --index-name <ref> <tar>`: an OCI layout tar as image `ref` (an
+   * archive that names itself `ref`, as BuildKit's do, is imported without --index-name).
+   */
   importImage(ociTarPath: string, ref: string): Promise<void>;
   /** Runs `ctr -n k8s.io <args>` against this node's containerd. */
   ctr(args: readonly string[]): Promise<ExecResult>;
@@ -462,6 +465,10 @@ interface PodJson {
   spec?: { containers?: { name: string }[] };
 }
 
+interface OciIndex {
+  manifests?: { annotations?: Record<string, string> }[];
+}
+
 interface NodeJson {
   spec?: { taints?: { key: string; effect: string }[] };
   status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
@@ -566,8 +573,21 @@ export async function startRealNode(t: TestLike, o: RealNodeOptions): Promise<Re
     const ctr = (args: readonly string[]): Promise<ExecResult> =>
       exec(binaries.ctr, ctrArgs(['-n', 'k8s.io', ...args]), { timeoutMs: 120_000 });
     const importImage = async (tar: string, ref: string): Promise<void> => {
-      const r = await ctr(['images', 'import', '--index-name', ref, tar]);
+      // An archive whose manifest already carries containerd's name annotation (BuildKit writes
+      // io.containerd.image.name) is imported as named: with --index-name as well, ctr creates the
+      // same name twice and its clean-up then deletes it. An unnamed OCI layout needs --index-name.
+      const index = await exec('tar', ['-xOf', tar, '--wildcards', '*index.json']);
+      const named = (JSON.parse(index.code === 0 ? index.stdout : '{}') as OciIndex).manifests?.some(
+        (m) => m.annotations?.['io.containerd.image.name'] === ref,
+      );
+      const r = await ctr(['images', 'import', ...(named === true ? [] : ['--index-name', ref]), tar]);
       if (r.code !== 0) throw new Error(`test bed: ctr images import ${tar} as ${ref} failed: ${r.stderr.trim()}`);
+      const list = await ctr(['images', 'ls', '-q']);
+      if (!list.stdout.split('\n').includes(ref)) {
+        throw new Error(
+          `test bed: after ctr images import ${tar}, containerd has no image ${ref}: ${list.stdout.trim()}`,
+        );
+      }
     };
     await importImage(o.pauseImage.archive, o.pauseImage.ref);
 
