@@ -2,6 +2,7 @@
 # Makes this machine ready for every test tier; run by `npm test` (pretest) and so by .ci/run.
 #  - Debian packages the node tier needs (installed with apt-get when missing; needs root).
 #  - The control plane binaries, built from Go modules by build.sh (cached outside the repo).
+#  - BuildKit (buildkitd, buildctl) for the images, built by build-images.sh (cached the same way).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,3 +46,4 @@ if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]
 fi
 
 bash "$here/build.sh" >/dev/null
+bash "$here/build-images.sh" >/dev/null
