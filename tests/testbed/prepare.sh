@@ -17,6 +17,10 @@ declare -A need=(
   [gcc]=gcc
   [curl]=curl
   [file]=file
+  [mmdebstrap]=mmdebstrap
+  [flock]=util-linux
+  [unshare]=util-linux
+  [ip]=iproute2
 )
 missing=()
 for cmd in "${!need[@]}"; do
