@@ -224,6 +224,12 @@ interface Daemon {
 }
 
 let daemon: { promise: Promise<Daemon>; users: number } | undefined;
+let daemonStarts = 0;
+
+/** How many times this process started buildkitd (a warm cache starts none). */
+export function buildkitdStarts(): number {
+  return daemonStarts;
+}
 
 async function startDaemon(): Promise<Daemon> {
   const bin = await buildkitBinDir();
@@ -315,7 +321,10 @@ async function stopDaemon(d: Daemon): Promise<void> {
 
 /** Runs `fn` with a buildkitd, started for the first caller and stopped after the last. */
 async function withBuilder<T>(fn: (b: Builder) => Promise<T>): Promise<T> {
-  daemon ??= { promise: startDaemon(), users: 0 };
+  if (!daemon) {
+    daemonStarts++;
+    daemon = { promise: startDaemon(), users: 0 };
+  }
   const mine = daemon;
   mine.users++;
   try {
@@ -760,4 +769,37 @@ export async function ensureAgentImage(): Promise<BuiltImage> {
       localContexts: { 'npm-cache': npmCache.dir },
     }),
   );
+}
+
+/** A one-off build (not cached): a Dockerfile in `context`, over the local Node base as `FROM node:…`. */
+export interface OneOffBuild {
+  readonly context: string;
+  readonly ref: string;
+  /** The archive to write. */
+  readonly dest: string;
+  readonly buildArgs?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Builds `req.context`/Dockerfile with the same daemon, network namespace and bases as the images
+ * (`FROM node:<version>-<suite>-slim` resolves to {@link ensureNodeBaseImage}); for tests of the
+ * builder itself. Resolves with buildctl's output, whether the build succeeded or not.
+ */
+export async function buildOneOff(req: OneOffBuild): Promise<{ readonly ok: boolean; readonly log: string }> {
+  const base = await ensureNodeBaseImage();
+  return withBuilder(async (b) => {
+    const log = `${req.dest}.log`;
+    try {
+      await b.build({
+        context: req.context,
+        ociContexts: { [base.name]: { dir: base.layout, digest: base.digest } },
+        buildArgs: req.buildArgs ?? {},
+        output: { dest: req.dest, name: req.ref, tar: true },
+        log,
+      });
+      return { ok: true, log: await fs.readFile(log, 'utf8') };
+    } catch (e) {
+      return { ok: false, log: e instanceof Error ? e.message : String(e) };
+    }
+  });
 }
