@@ -1,7 +1,7 @@
 /**
  * The test bed's container images, built without a registry and without a Docker engine: every
  * image is built by BuildKit (buildkitd + buildctl from build-images.sh) from a Dockerfile and
- * written as an OCI image archive, the tar `ctr -n k8s.io images import --index-name <ref>` takes.
+ * written as an OCI image archive that `ctr -n k8s.io images import <archive>` takes (see {@link BuiltImage}).
  *
  * - {@link ensurePauseImage}: the pod sandbox image, tests/testbed/images/pause (pause.c, gcc -static).
  * - {@link ensureNginxImage}: `docker.io/library/nginx:1.27` from Debian's nginx packages (the root
@@ -26,11 +26,16 @@ import { repoRoot } from './cluster.js';
 import { exec, mustExec, pollUntil } from './exec.js';
 import { ensureNginxRootfs, ensureStaticProgram, testbedCacheDir } from './rootfs.js';
 
-/** An image archive ready for `ctr -n k8s.io images import --index-name <ref> <archive>`. */
+/**
+ * An image archive for `ctr -n k8s.io images import <archive>`, which creates the image `ref`.
+ * Do not add `--index-name <ref>`: the index already names the image (`io.containerd.image.name`,
+ * written by BuildKit), and with containerd v2.4.2 an index name equal to it leaves the image
+ * labelled `containerd.io/gc.expire`, so it is gone seconds later.
+ */
 export interface BuiltImage {
   /** The full reference containerd and the kubelet know the image by. */
   readonly ref: string;
-  /** The OCI image layout tar (one manifest, linux/amd64). */
+  /** The OCI image layout tar (one manifest, linux/amd64) naming `ref` in its index. */
   readonly archive: string;
   /** The manifest's digest (`sha256:…`), the image id containerd shows. */
   readonly digest: string;
