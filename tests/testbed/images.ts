@@ -246,7 +246,7 @@ async function startDaemon(): Promise<Daemon> {
   // Only the OCI worker (runc); its cache is kept to 10 GB.
   await fs.writeFile(
     config,
-    '[worker.oci]\n  enabled = true\n  gc = true\n  reservedSpace = "10GB"\n[worker.containerd]\n  enabled = false\n',
+    '[worker.oci]\n  enabled = true\n  gc = true\n  maxUsedSpace = "10GB"\n[worker.containerd]\n  enabled = false\n',
   );
   const log = path.join(runDir, 'buildkitd.log');
   const logFd = await fs.open(log, 'w');
