@@ -4,14 +4,15 @@
 // imitates: how the kubelet resolves `localhostProfile` under its root dir, that runc applies the
 // profile (Seccomp: 2), and what the kubelet reports when the profile file is not on the node (the
 // reference operator's #2356): its exact words in the pod's status and Events, and that the pod
-// starts by itself once the file is there.
+// starts by itself once the file is there. The pause image is the test bed's (images.ts); the pods
+// run it as their container too.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { startControlPlane, type ControlPlane } from '../testbed/cluster.js';
 import { pollUntil } from '../testbed/exec.js';
-import { PAUSE_IMAGE, pauseImage } from '../testbed/pause-image.js';
+import { PAUSE_IMAGE, ensurePauseImage } from '../testbed/images.js';
 import { nodeBinaries, startRealNode, type RealNode } from '../testbed/realnode.js';
 
 const NODE = 'realnode';
@@ -30,7 +31,7 @@ const hostPathsBefore = HOST_PATHS.filter((p) => existsSync(p));
 const cp = await startControlPlane(t, { nodes: [NODE] });
 await cp.startControllerManager(['nodelifecycle']);
 await cp.startScheduler((await nodeBinaries()).kubeScheduler);
-const node = await startRealNode(t, { cp, name: NODE, pauseImage: await pauseImage() });
+const node = await startRealNode(t, { cp, name: NODE, pauseImage: await ensurePauseImage() });
 
 function pod(name: string, localhostProfile: string): string {
   return JSON.stringify({

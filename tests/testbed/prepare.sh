@@ -3,6 +3,7 @@
 #  - Debian packages the node tier needs (installed with apt-get when missing; needs root).
 #  - The control plane binaries, built from Go modules by build.sh, and the real node's (kubelet,
 #    kube-scheduler, containerd, CNI plugins) by build-node.sh (both cached outside the repo).
+#  - BuildKit (buildkitd, buildctl) for the images, built by build-images.sh (cached the same way).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,7 +19,9 @@ declare -A need=(
   [curl]=curl
   [file]=file
   [nsenter]=util-linux
+  [mmdebstrap]=mmdebstrap
   [flock]=util-linux
+  [unshare]=util-linux
   [ip]=iproute2
 )
 missing=()
@@ -50,3 +53,4 @@ fi
 
 bash "$here/build.sh" >/dev/null
 bash "$here/build-node.sh" >/dev/null
+bash "$here/build-images.sh" >/dev/null
