@@ -104,7 +104,7 @@ async function resolveSeccomp(
     return {
       ok: false,
       reason: 'CreateContainerError',
-      message: `failed to generate seccomp spec opts: cannot load seccomp profile "${path}": open ${path}: ${
+      message: `failed to create containerd container: cannot load seccomp profile "${path}": open ${path}: ${
         code === 'ENOENT' ? 'no such file or directory' : String(code)
       }`,
     };
