@@ -776,9 +776,11 @@ export async function ensureAgentImage(): Promise<BuiltImage> {
   );
 }
 
-/** A one-off build (not cached): a Dockerfile in `context`, over the local Node base as `FROM node:…`. */
+/** A one-off build (not cached), over the local Node base as `FROM node:…`. */
 export interface OneOffBuild {
   readonly context: string;
+  /** The Dockerfile; default `<context>/Dockerfile`. */
+  readonly dockerfile?: string;
   readonly ref: string;
   /** The archive to write. */
   readonly dest: string;
@@ -797,6 +799,9 @@ export async function buildOneOff(req: OneOffBuild): Promise<{ readonly ok: bool
     try {
       await b.build({
         context: req.context,
+        ...(req.dockerfile
+          ? { dockerfileDir: path.dirname(req.dockerfile), dockerfileName: path.basename(req.dockerfile) }
+          : {}),
         ociContexts: { [base.name]: { dir: base.layout, digest: base.digest } },
         buildArgs: req.buildArgs ?? {},
         output: { dest: req.dest, name: req.ref, tar: true },
