@@ -252,11 +252,19 @@ async function startDaemon(): Promise<Daemon> {
   const logFd = await fs.open(log, 'w');
   // flock: one buildkitd per root. unshare --net: a network namespace with only lo, brought up by
   // `ip`; the RUN steps share it (--oci-worker-net=host), so they reach nothing. Its own process
-  // group, so stopping it stops flock, the shell and buildkitd together.
+  // group, so stopping it stops flock, the shell and buildkitd together. setpriv --pdeathsig: when
+  // this process dies without stopping it (a killed test), flock and then buildkitd die too, and
+  // the lock is free for the next run.
   const child = spawn(
-    'flock',
+    'setpriv',
     [
+      '--pdeathsig',
+      'KILL',
+      'flock',
       path.join(root, '.lock'),
+      'setpriv',
+      '--pdeathsig',
+      'KILL',
       'unshare',
       '--net',
       '--',
