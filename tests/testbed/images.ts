@@ -88,7 +88,7 @@ function pinned(name: string): string {
 // Content keys
 
 /** Glob patterns of a .dockerignore (only `*`, `?` and `**`; `!` exceptions are refused). */
-function dockerignoreMatcher(text: string): (rel: string) => boolean {
+export function dockerignoreMatcher(text: string): (rel: string) => boolean {
   const res: RegExp[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim().replace(/^\/+|\/+$/g, '');
