@@ -20,6 +20,7 @@ export const DEBIAN_PACKAGE_OF: Readonly<Record<string, string>> = {
   mmdebstrap: 'mmdebstrap',
   flock: 'util-linux',
   unshare: 'util-linux',
+  setpriv: 'util-linux',
   ip: 'iproute2',
 };
 

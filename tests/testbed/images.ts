@@ -88,7 +88,7 @@ function pinned(name: string): string {
 // Content keys
 
 /** Glob patterns of a .dockerignore (only `*`, `?` and `**`; `!` exceptions are refused). */
-function dockerignoreMatcher(text: string): (rel: string) => boolean {
+export function dockerignoreMatcher(text: string): (rel: string) => boolean {
   const res: RegExp[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim().replace(/^\/+|\/+$/g, '');
@@ -252,11 +252,19 @@ async function startDaemon(): Promise<Daemon> {
   const logFd = await fs.open(log, 'w');
   // flock: one buildkitd per root. unshare --net: a network namespace with only lo, brought up by
   // `ip`; the RUN steps share it (--oci-worker-net=host), so they reach nothing. Its own process
-  // group, so stopping it stops flock, the shell and buildkitd together.
+  // group, so stopping it stops flock, the shell and buildkitd together. setpriv --pdeathsig: when
+  // this process dies without stopping it (a killed test), flock and then buildkitd die too, and
+  // the lock is free for the next run.
   const child = spawn(
-    'flock',
+    'setpriv',
     [
+      '--pdeathsig',
+      'KILL',
+      'flock',
       path.join(root, '.lock'),
+      'setpriv',
+      '--pdeathsig',
+      'KILL',
       'unshare',
       '--net',
       '--',
@@ -776,9 +784,11 @@ export async function ensureAgentImage(): Promise<BuiltImage> {
   );
 }
 
-/** A one-off build (not cached): a Dockerfile in `context`, over the local Node base as `FROM node:…`. */
+/** A one-off build (not cached), over the local Node base as `FROM node:…`. */
 export interface OneOffBuild {
   readonly context: string;
+  /** The Dockerfile; default `<context>/Dockerfile`. */
+  readonly dockerfile?: string;
   readonly ref: string;
   /** The archive to write. */
   readonly dest: string;
@@ -797,6 +807,9 @@ export async function buildOneOff(req: OneOffBuild): Promise<{ readonly ok: bool
     try {
       await b.build({
         context: req.context,
+        ...(req.dockerfile
+          ? { dockerfileDir: path.dirname(req.dockerfile), dockerfileName: path.basename(req.dockerfile) }
+          : {}),
         ociContexts: { [base.name]: { dir: base.layout, digest: base.digest } },
         buildArgs: req.buildArgs ?? {},
         output: { dest: req.dest, name: req.ref, tar: true },
