@@ -17,11 +17,10 @@ import { chmod, copyFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { startControlPlane, type CommandResult } from '../testbed/cluster.js';
+import type { CommandResult } from '../testbed/cluster.js';
 import { exec } from '../testbed/exec.js';
-import { ensureAgentImage, ensureNginxImage, ensurePauseImage } from '../testbed/images.js';
 import { CODE_LOG, auditFence, auditMark, ensureAuditd, seccompRecords, type AuditMark } from '../testbed/node.js';
-import { nodeBinaries, startRealNode } from '../testbed/realnode.js';
+import { startRealCluster } from '../testbed/realcluster.js';
 import { NGINX_INDEX_HTML, ensureStaticProgram } from '../testbed/rootfs.js';
 import { AGENT_NS, NS, fileOf, getProfile, readMaybe, waitFor } from '../cluster/sync-helpers.js';
 import { repoRoot, seedListedSizes, seedPrintedProfiles } from '../helpers/shared.js';
@@ -42,25 +41,8 @@ const section = (title: string): void => {
 
 const audit = await ensureAuditd(t);
 const highrisk = await ensureStaticProgram(join(repoRoot, 'tests/fixtures/bin/highrisk.c'));
-const pauseImage = await ensurePauseImage();
-const nginxImage = await ensureNginxImage();
-const agentImage = await ensureAgentImage();
-const cp = await startControlPlane(t, { nodes: [NODE], serviceAccountAdmission: true });
-await cp.startControllerManager([
-  'namespace',
-  'nodelifecycle',
-  'daemonset',
-  'garbagecollector',
-  'serviceaccount',
-  'root-ca-cert-publisher',
-]);
-await cp.startScheduler((await nodeBinaries()).kubeScheduler);
-const node = await startRealNode(t, { cp, name: NODE, pauseImage });
-await node.importImage(nginxImage.archive, nginxImage.ref);
-await node.importImage(agentImage.archive, agentImage.ref);
-
+const { cp, node, apiServer, chartArgs } = await startRealCluster(t, { node: NODE });
 const kubeletRoot = node.kubeletRoot;
-const apiServer = cp.server.replace(/^https:\/\//, '');
 const show = (text: string): string =>
   text.split(kubeletRoot).join('/var/lib/kubelet').split(apiServer).join('<api server>').trimEnd();
 const dir = join(kubeletRoot, 'seccomp', 'operator', NS);
@@ -244,28 +226,9 @@ const statusOf = (pid: number): Map<string, string> =>
 
 // ---- Installation ------------------------------------------------------------------------------
 section('Installation');
-const [repository, tag] = [
-  agentImage.ref.slice(0, agentImage.ref.lastIndexOf(':')),
-  agentImage.ref.slice(agentImage.ref.lastIndexOf(':') + 1),
-];
 const install = await $(
   'helm',
-  [
-    'install',
-    RELEASE,
-    'manifests/helm/seccomp-agent',
-    '-n',
-    AGENT_NS,
-    '--create-namespace',
-    '--set',
-    `image.repository=${repository}`,
-    '--set',
-    `image.tag=${tag}`,
-    '--set',
-    `kubeletRoot=${kubeletRoot}`,
-    '--set',
-    `apiServer=${apiServer}`,
-  ],
+  ['install', RELEASE, 'manifests/helm/seccomp-agent', '-n', AGENT_NS, '--create-namespace', ...chartArgs],
   { timeoutMs: 120_000, note: 'apiServer: this node has no kube-proxy' },
 );
 if (install.code !== 0) throw new Error(`helm install: ${install.stderr}`);

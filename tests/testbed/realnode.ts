@@ -99,6 +99,7 @@ export interface OciSpec {
   readonly process?: {
     readonly user?: { readonly uid?: number; readonly gid?: number; readonly additionalGids?: readonly number[] };
     readonly args?: readonly string[];
+    readonly env?: readonly string[];
     readonly capabilities?: Readonly<
       Partial<Record<'bounding' | 'effective' | 'inheritable' | 'permitted' | 'ambient', readonly string[]>>
     >;
