@@ -105,6 +105,34 @@ t.test('the default rendering: least privilege, as docs/install.md says', async 
   t.notMatch(JSON.stringify(objs), /"privileged":true/, 'nothing privileged');
 });
 
+t.test(
+  "apiServer sets the agent's KUBERNETES_SERVICE_HOST and _PORT; empty leaves the in-cluster default",
+  async (t) => {
+    const envOf = async (args: readonly string[]): Promise<Map<string, unknown>> => {
+      const ds = find(objects(await template(cp, 'seccomp-agent', 'seccomp-agent', args)), 'DaemonSet');
+      const env = dig(containers(ds, 'containers').get('agent'), 'env') as { name: string; value?: unknown }[];
+      return new Map(env.map((e) => [e.name, e.value]));
+    };
+    const none = await envOf([]);
+    t.notOk(
+      none.has('KUBERNETES_SERVICE_HOST') || none.has('KUBERNETES_SERVICE_PORT'),
+      'default: the kubelet sets them',
+    );
+    for (const [value, host] of [
+      ['10.0.0.10:6443', '10.0.0.10'],
+      ['[fd00::10]:6443', 'fd00::10'],
+      ['api.example.test:6443', 'api.example.test'],
+    ] as const) {
+      const env = await envOf(['--set', `apiServer=${value}`]);
+      t.same(
+        [env.get('KUBERNETES_SERVICE_HOST'), env.get('KUBERNETES_SERVICE_PORT')],
+        [host, '6443'],
+        `apiServer=${value}: host ${host}, port 6443`,
+      );
+    }
+  },
+);
+
 t.test('helm template output applies with kubectl apply --dry-run=server', async (t) => {
   await cp.apply('{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"dry"}}');
   const cases: [string, string[]][] = [
@@ -259,6 +287,7 @@ t.test('bad values are refused by the schema, naming the key', async (t) => {
     [['--set', 'kubletRoot=/x'], /kubletRoot/],
     [['--set', 'audit.logGroup=0'], /logGroup/],
     [['--set', 'resources.limits.memory=lots'], /memory/],
+    [['--set', 'apiServer=10.0.0.10'], /apiServer/],
   ];
   for (const [args, names] of cases) {
     const r = await cp.helm(['install', 'bad', CHART, '--namespace', 'bad', '--create-namespace', ...args]);

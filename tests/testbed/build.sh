@@ -7,66 +7,20 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
-. "$here/versions.env"
-
-cache=${SECCOMP_AGENT_TESTBED_CACHE:-/var/cache/seccomp-agent-testbed}
-export GOMODCACHE=${GOMODCACHE_OVERRIDE:-$cache/gomod}
-export GOCACHE=${GOCACHE_OVERRIDE:-$cache/gobuild}
-export GOFLAGS=-mod=mod
-export CGO_ENABLED=0
-export PATH=/usr/local/go/bin:$PATH
+log_tag=testbed-build
+# shellcheck source=build-lib.sh
+. "$here/build-lib.sh"
 bindir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
-mkdir -p "$bindir" "$cache/work"
-
-log() { printf '[testbed-build] %s\n' "$*" >&2; }
-fail() { log "FAILED at step '$1': $2"; exit 1; }
-step_start=0
-begin() { step_start=$(date +%s); log "building $1 ..."; }
-done_() { log "built $1 in $(( $(date +%s) - step_start ))s"; }
-
-command -v go >/dev/null || fail "toolchain" "go not found (expected /usr/local/go/bin/go)"
-
-# One build at a time per cache: a second caller (a test, .ci/run) waits instead of racing the
-# first into the same work dirs and bin dir.
-exec 9>"$cache/.build.lock"
-if ! flock -n 9; then
-  log "another build.sh holds $cache/.build.lock; waiting for it"
-  flock 9
-fi
+mkdir -p "$bindir"
+take_lock .build.lock
 
 build_kubernetes() {
   local w="$cache/work/k8s-$KUBERNETES_VERSION"
-  mkdir -p "$w"
   begin "kube-apiserver + kube-controller-manager + kubectl $KUBERNETES_VERSION"
+  k8s_wrapper "$w" k8s.io/kubernetes/cmd/kube-apiserver/app k8s.io/kubernetes/cmd/kube-controller-manager/app \
+    k8s.io/kubectl/pkg/cmd
   (cd "$w"
-    cat > go.mod <<MOD
-module seccompagent.local/testbed-k8s
-
-go 1.26.0
-
-require k8s.io/kubernetes $KUBERNETES_VERSION
-MOD
-    local gomod
-    gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p') \
-      || fail "k8s go mod download" "could not download k8s.io/kubernetes@$KUBERNETES_VERSION"
-    [ -f "$gomod" ] || fail "k8s go.mod" "no go.mod path from go mod download"
-    grep -E '^godebug' "$gomod" >> go.mod || true
-    # Every staging module k8s.io/kubernetes maps to v0.0.0 gets pinned to the matching release.
-    grep -E '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0\s*$' "$gomod" | awk '{print $1}' | sort -u | while read -r m; do
-      printf 'replace %s => %s %s\n' "$m" "$m" "$KUBERNETES_STAGING_VERSION"
-    done >> go.mod
-    [ "$(grep -c '^replace' go.mod)" -gt 20 ] || fail "k8s go.mod" "found too few staging modules in $gomod"
-    printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n\t_ "k8s.io/kubectl/pkg/cmd"\n)\n' > tools.go
-    go mod download >/dev/null 2>&1 || true
-    local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
-    local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    local ld="-s -w"
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ld="$ld -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-      ld="$ld -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.gitTreeState=clean -X $p.buildDate=$date"
-    done
-    go build -trimpath -ldflags "$ld" -o "$bindir/" k8s.io/kubernetes/cmd/kube-apiserver \
+    go build -trimpath -ldflags "$(k8s_ldflags)" -o "$bindir/" k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl \
       || fail "k8s go build" "go build of kube-apiserver/kube-controller-manager/kubectl failed (see above)"
   ) || exit 1

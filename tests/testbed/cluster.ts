@@ -59,6 +59,17 @@ export interface ControlPlaneOptions {
   readonly readyTimeoutMs?: number;
   /** Extra kube-apiserver flags, e.g. `['--feature-gates=X=true']`. */
   readonly apiServerArgs?: readonly string[];
+  /**
+   * Node identities (`system:node:<name>` in `system:nodes`) for real kubelets; with any, the
+   * apiserver authorizes with `Node,RBAC` and admits with NodeRestriction, as a kubeadm cluster does.
+   */
+  readonly nodes?: readonly string[];
+  /**
+   * Admit pods through the ServiceAccount plugin (token volumes, `default` accounts required: run
+   * the controller-manager's `serviceaccount` controller). Off by default: without a
+   * controller-manager no `default` ServiceAccount exists and every pod would be refused.
+   */
+  readonly serviceAccountAdmission?: boolean;
 }
 
 /** A running control plane, torn down with the test that started it. */
@@ -89,9 +100,17 @@ export interface ControlPlane {
   /**
    * Starts kube-controller-manager with only the named controllers (e.g. `['namespace']`, so that
    * deleting a Namespace deletes what is in it and then the Namespace); stopped with the plane.
-   * Resolves when it has answered /healthz.
+   * It gets the apiserver's CA as `--root-ca-file` (the `root-ca-cert-publisher` controller's
+   * kube-root-ca.crt) and the service-account signing key. Resolves when it has answered /healthz.
    */
   startControllerManager(controllers: readonly string[]): Promise<void>;
+  /** A kubeconfig for a node identity given in `ControlPlaneOptions.nodes`. */
+  nodeKubeconfig(node: string): Promise<string>;
+  /**
+   * Starts kube-scheduler (binary from build-node.sh: `nodeBinaries().kubeScheduler`); stopped with
+   * the plane. Resolves when it has answered /healthz.
+   */
+  startScheduler(binary: string): Promise<void>;
   /** Stops the apiserver only (etcd keeps running), waiting until the process has exited. */
   stopApiServer(): Promise<void>;
   /** Starts the apiserver again on the same port, with the same etcd and keys; waits for /readyz. */
@@ -150,19 +169,39 @@ export function testbedBinaries(): Promise<TestbedBinaries> {
   return binariesPromise;
 }
 
-async function buildBinaries(): Promise<TestbedBinaries> {
-  const script = join(repoRoot, 'tests', 'testbed', 'build.sh');
+/**
+ * Runs one of the test bed's build scripts (tests/testbed/<name>) and returns the bin directory it
+ * prints on its last line. Build output goes to this process's stderr; a failed build throws.
+ */
+export async function runBuildScript(name: string): Promise<string> {
+  const script = join(repoRoot, 'tests', 'testbed', name);
   const child = spawn('bash', [script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
   let stdout = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (d: string) => (stdout += d));
   const code = await exited(child);
-  if (code !== 0) {
-    binariesPromise = undefined;
-    throw new Error(`test bed: ${script} exited with ${String(code)} (its log is on stderr above)`);
-  }
+  if (code !== 0) throw new Error(`test bed: ${script} exited with ${String(code)} (its log is on stderr above)`);
   const binDir = stdout.trim().split('\n').at(-1)?.trim() ?? '';
   if (binDir === '') throw new Error(`test bed: ${script} printed no bin directory`);
+  return binDir;
+}
+
+/** Throws naming `script` unless every path is an executable file. */
+export async function checkExecutables(script: string, paths: readonly string[]): Promise<void> {
+  for (const p of paths) {
+    try {
+      await access(p, constants.X_OK);
+    } catch (e: unknown) {
+      throw new Error(`test bed: ${script} finished but ${p} is not executable`, { cause: e });
+    }
+  }
+}
+
+async function buildBinaries(): Promise<TestbedBinaries> {
+  const binDir = await runBuildScript('build.sh').catch((e: unknown) => {
+    binariesPromise = undefined;
+    throw e;
+  });
   const bins: TestbedBinaries = {
     binDir,
     etcd: join(binDir, 'etcd'),
@@ -171,13 +210,13 @@ async function buildBinaries(): Promise<TestbedBinaries> {
     kubectl: join(binDir, 'kubectl'),
     helm: join(binDir, 'helm'),
   };
-  for (const p of [bins.etcd, bins.kubeApiserver, bins.kubeControllerManager, bins.kubectl, bins.helm]) {
-    try {
-      await access(p, constants.X_OK);
-    } catch (e: unknown) {
-      throw new Error(`test bed: ${script} finished but ${p} is not executable`, { cause: e });
-    }
-  }
+  await checkExecutables('build.sh', [
+    bins.etcd,
+    bins.kubeApiserver,
+    bins.kubeControllerManager,
+    bins.kubectl,
+    bins.helm,
+  ]);
   return bins;
 }
 
@@ -216,30 +255,16 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
   let etcd: ChildProcess | undefined;
   let apiserver: ChildProcess | undefined;
   let controllerManager: ChildProcess | undefined;
+  let scheduler: ChildProcess | undefined;
   let stopped = false;
-
-  const stopProcess = async (child: ChildProcess | undefined): Promise<void> => {
-    if (child?.pid === undefined) return;
-    const pid = child.pid;
-    if (child.exitCode === null && child.signalCode === null) {
-      const done = exited(child);
-      signalGroup(pid, 'SIGTERM');
-      const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), STOP_GRACE_MS);
-      await done;
-      clearTimeout(timer);
-    }
-    // The watchdog, and anything else left in the group, goes too; then its pipe can close.
-    signalGroup(pid, 'SIGKILL');
-    liveGroups.delete(pid);
-    child.stdio[3]?.destroy();
-  };
 
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await stopProcess(controllerManager);
-    await stopProcess(apiserver);
-    await stopProcess(etcd);
+    await stopChild(scheduler);
+    await stopChild(controllerManager);
+    await stopChild(apiserver);
+    await stopChild(etcd);
     rmSync(dir, { recursive: true, force: true });
     liveDirs.delete(dir);
   };
@@ -255,7 +280,12 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
 
     const token = randomBytes(24).toString('hex');
     const tokenFile = join(dir, 'tokens.csv');
-    await writeFile(tokenFile, `${token},admin,admin,"system:masters"\n`, { mode: 0o600 });
+    const nodeTokens = new Map((opts.nodes ?? []).map((n) => [n, randomBytes(24).toString('hex')]));
+    const tokenLines = [
+      `${token},admin,admin,"system:masters"`,
+      ...[...nodeTokens].map(([n, tok]) => `${tok},system:node:${n},system:node:${n},"system:nodes"`),
+    ];
+    await writeFile(tokenFile, `${tokenLines.join('\n')}\n`, { mode: 0o600 });
     const { publicKey, privateKey } = generateKeyPairSync('rsa', {
       modulusLength: 2048,
       publicKeyEncoding: { type: 'spki', format: 'pem' },
@@ -301,9 +331,10 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
       '--advertise-address=127.0.0.1',
       '--service-cluster-ip-range=10.0.0.0/24',
       '--allow-privileged=true',
-      '--authorization-mode=RBAC',
+      nodeTokens.size > 0 ? '--authorization-mode=Node,RBAC' : '--authorization-mode=RBAC',
       `--token-auth-file=${tokenFile}`,
-      '--disable-admission-plugins=ServiceAccount',
+      ...(opts.serviceAccountAdmission === true ? [] : ['--disable-admission-plugins=ServiceAccount']),
+      ...(nodeTokens.size > 0 ? ['--enable-admission-plugins=NodeRestriction'] : []),
       `--service-account-issuer=${issuer}`,
       `--service-account-key-file=${saPub}`,
       `--service-account-signing-key-file=${saKey}`,
@@ -402,6 +433,8 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
             `--secure-port=${String(port)}`,
             `--cert-dir=${join(dir, 'kcm-certs')}`,
             '--authorization-always-allow-paths=/healthz',
+            `--root-ca-file=${caFile}`,
+            `--service-account-private-key-file=${saKey}`,
             '--v=1',
           ],
           kcmLog,
@@ -415,8 +448,40 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
           `kube-controller-manager (${controllers.join(',')}) ready in ${Math.round(performance.now() - kcmStarted)} ms`,
         );
       },
+      async nodeKubeconfig(name) {
+        const tok = nodeTokens.get(name);
+        if (tok === undefined) throw new Error(`test bed: node ${name} was not among ControlPlaneOptions.nodes`);
+        return kubeconfigFor(tok);
+      },
+      async startScheduler(binary) {
+        if (scheduler !== undefined) throw new Error('test bed: kube-scheduler already started');
+        const [port] = await freePorts(1);
+        const log = join(dir, 'kube-scheduler.log');
+        const started = performance.now();
+        scheduler = spawnLogged(
+          binary,
+          [
+            `--kubeconfig=${kubeconfig}`,
+            `--authentication-kubeconfig=${kubeconfig}`,
+            `--authorization-kubeconfig=${kubeconfig}`,
+            '--leader-elect=false',
+            '--bind-address=127.0.0.1',
+            `--secure-port=${String(port)}`,
+            `--cert-dir=${join(dir, 'scheduler-certs')}`,
+            '--authorization-always-allow-paths=/healthz',
+            '--v=1',
+          ],
+          log,
+          dir,
+        );
+        await waitReady('kube-scheduler', scheduler, log, readyTimeoutMs, async () => {
+          const r = await httpsGet(`https://127.0.0.1:${String(port)}/healthz`, token);
+          return r.status === 200;
+        });
+        t.comment(`kube-scheduler ready in ${Math.round(performance.now() - started)} ms`);
+      },
       async stopApiServer() {
-        await stopProcess(apiserver);
+        await stopChild(apiserver);
       },
       async startApiServer() {
         if (stopped) throw new Error('test bed: control plane already stopped');
@@ -433,6 +498,25 @@ export async function startControlPlane(t: TestLike, opts: ControlPlaneOptions =
     await stop();
     throw e;
   }
+}
+
+/**
+ * Stops a child started with {@link spawnLogged}: SIGTERM to its group, SIGKILL after 10 s, then
+ * SIGKILL to whatever is left in the group (the watchdog), and closes the watchdog's pipe.
+ */
+export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (child?.pid === undefined) return;
+  const pid = child.pid;
+  if (child.exitCode === null && child.signalCode === null) {
+    const done = exited(child);
+    signalGroup(pid, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), STOP_GRACE_MS);
+    await done;
+    clearTimeout(timer);
+  }
+  signalGroup(pid, 'SIGKILL');
+  liveGroups.delete(pid);
+  child.stdio[3]?.destroy();
 }
 
 function kubeconfigYaml(server: string, caFile: string, token: string): string {
@@ -459,7 +543,7 @@ function kubeconfigYaml(server: string, caFile: string, token: string): string {
 const WATCHDOG = 'd=$1; shift; (cat <&3 >/dev/null; rm -rf -- "$d"; kill -KILL 0) & exec "$@" 3<&-';
 
 /** Spawns `bin` as the leader of its own process group with stdout+stderr appended to `log`. */
-function spawnLogged(bin: string, args: readonly string[], log: string, dir: string): ChildProcess {
+export function spawnLogged(bin: string, args: readonly string[], log: string, dir: string): ChildProcess {
   const fd = openSync(log, 'a');
   try {
     const child = spawn('/bin/sh', ['-c', WATCHDOG, 'testbed-watchdog', dir, bin, ...args], {
@@ -476,7 +560,7 @@ function spawnLogged(bin: string, args: readonly string[], log: string, dir: str
   }
 }
 
-function signalGroup(pid: number, sig: NodeJS.Signals): void {
+export function signalGroup(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pid, sig);
   } catch {
@@ -484,7 +568,7 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-function exited(child: ChildProcess): Promise<number | null> {
+export function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((res) => {
     child.once('exit', (code) => res(code));
@@ -492,7 +576,7 @@ function exited(child: ChildProcess): Promise<number | null> {
   });
 }
 
-async function tail(file: string, lines = 40): Promise<string> {
+export async function tail(file: string, lines = 40): Promise<string> {
   try {
     return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -501,7 +585,7 @@ async function tail(file: string, lines = 40): Promise<string> {
 }
 
 /** Polls `probe` until it answers true; fails early if the process exits, with its log's tail. */
-async function waitReady(
+export async function waitReady(
   name: string,
   child: ChildProcess,
   log: string,
@@ -530,7 +614,7 @@ async function waitReady(
   }
 }
 
-interface HttpAnswer {
+export interface HttpAnswer {
   status: number;
   body: string;
 }
@@ -550,7 +634,7 @@ function httpGet(url: string): Promise<HttpAnswer> {
 }
 
 // Readiness only; the kubeconfigs verify the serving certificate against the apiserver's CA.
-function httpsGet(url: string, token: string): Promise<HttpAnswer> {
+export function httpsGet(url: string, token: string): Promise<HttpAnswer> {
   return new Promise((res, rej) => {
     const req = httpsRequest(
       url,
@@ -569,7 +653,7 @@ function httpsGet(url: string, token: string): Promise<HttpAnswer> {
 }
 
 /** Distinct free loopback ports, held open together so none is handed out twice. */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: n },

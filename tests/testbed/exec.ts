@@ -17,6 +17,11 @@ export const DEBIAN_PACKAGE_OF: Readonly<Record<string, string>> = {
   'dpkg-query': 'dpkg',
   ldd: 'libc-bin',
   chroot: 'coreutils',
+  mmdebstrap: 'mmdebstrap',
+  flock: 'util-linux',
+  unshare: 'util-linux',
+  setpriv: 'util-linux',
+  ip: 'iproute2',
 };
 
 /** What a finished command produced. */

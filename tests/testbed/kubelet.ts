@@ -1,9 +1,8 @@
 /**
- * A node stand-in for the end-to-end tests: what a kubelet (and, on a one-node cluster, the
- * scheduler) does for the workshop's pods, over real parts. There is no kubelet, containerd or
- * image registry here, so this is the one piece of the chain that is ours; everything under it is
- * real (runc, the kernel's seccomp, Debian's nginx) and everything above it is real (the
- * kube-apiserver, kubectl, the agent).
+ * A node stand-in, kept for tests that need many nodes (a real node is one per machine, see
+ * realnode.ts; the workshop runs on it: tests/e2e/workshop-realnode.test.ts). It does what a kubelet
+ * (and, on a one-node cluster, the scheduler) does for the workshop's pods, over real parts: runc,
+ * the kernel's seccomp and Debian's nginx below it, the kube-apiserver, kubectl and the agent above.
  *
  * - Registers its Node object, as a kubelet does.
  * - Binds every pod that has no node to this node (a Binding, as the scheduler posts one).
@@ -12,7 +11,8 @@
  *   `<kubelet root>/seccomp/<localhostProfile>`, and a missing file is an error, as with
  *   containerd), runs the container with runc (any `nginx` image runs Debian's nginx from an
  *   assembled rootfs), and reports the pod's status (`containerID` is `containerd://<runc id>`, so
- *   the agent attributes audit events) and Events (`Failed` with the runtime's error).
+ *   the agent attributes audit events) and Events (`Failed` with the runtime's error; the real
+ *   kubelet's words differ: tests/node/realnode.test.ts).
  * - When a pod is deleted (deletionTimestamp set), stops its containers and completes the deletion
  *   (grace period 0), as the kubelet does once the containers are gone.
  */
@@ -104,7 +104,7 @@ async function resolveSeccomp(
     return {
       ok: false,
       reason: 'CreateContainerError',
-      message: `failed to generate seccomp spec opts: cannot load seccomp profile "${path}": open ${path}: ${
+      message: `failed to create containerd container: cannot load seccomp profile "${path}": open ${path}: ${
         code === 'ENOENT' ? 'no such file or directory' : String(code)
       }`,
     };

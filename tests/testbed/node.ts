@@ -333,8 +333,12 @@ export interface ContainerSpec {
    * off, runc loads the filter before dropping privileges, so runc's own init runs under it longer.
    */
   readonly noNewPrivileges?: boolean;
-  /** Read-only bind mounts of host files or directories. */
-  readonly binds?: readonly { readonly source: string; readonly destination: string }[];
+  /** Bind mounts of host files or directories; read-only unless `writable`. */
+  readonly binds?: readonly { readonly source: string; readonly destination: string; readonly writable?: boolean }[];
+  /** The process's user (an image's `User`, a pod's runAsUser/runAsGroup/supplementalGroups); default root. */
+  readonly user?: { readonly uid: number; readonly gid: number; readonly additionalGids?: readonly number[] };
+  /** The process's working directory (an image's `WorkingDir`); default /. */
+  readonly cwd?: string;
   /** Writable tmpfs mounts; default ['/tmp']. */
   readonly tmpfs?: readonly string[];
   /** For {@link runContainer}: kill the container after this long (default 30 s). */
@@ -435,7 +439,7 @@ function configJson(spec: ContainerSpec, cgroupsPath: string, hostname: string):
       destination: b.destination,
       type: 'bind',
       source: b.source,
-      options: ['rbind', 'ro'],
+      options: b.writable ? ['rbind', 'rw'] : ['rbind', 'ro'],
     })),
   ];
   const linux: Record<string, unknown> = {
@@ -461,14 +465,16 @@ function configJson(spec: ContainerSpec, cgroupsPath: string, hostname: string):
     ociVersion: '1.0.2-dev',
     process: {
       terminal: false,
-      user: { uid: 0, gid: 0 },
+      user: spec.user
+        ? { uid: spec.user.uid, gid: spec.user.gid, additionalGids: [...(spec.user.additionalGids ?? [])] }
+        : { uid: 0, gid: 0 },
       args: [...spec.args],
       env: [
         'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
         `HOSTNAME=${hostname}`,
         ...(spec.env ?? []),
       ],
-      cwd: '/',
+      cwd: spec.cwd ?? '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
       noNewPrivileges: spec.noNewPrivileges ?? false,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes this machine ready for every test tier; run by `npm test` (pretest) and so by .ci/run.
 #  - Debian packages the node tier needs (installed with apt-get when missing; needs root).
-#  - The control plane binaries, built from Go modules by build.sh (cached outside the repo).
+#  - The control plane binaries, built from Go modules by build.sh, and the real node's (kubelet,
+#    kube-scheduler, containerd, CNI plugins) by build-node.sh (both cached outside the repo).
+#  - BuildKit (buildkitd, buildctl) for the images, built by build-images.sh (cached the same way).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,6 +18,11 @@ declare -A need=(
   [gcc]=gcc
   [curl]=curl
   [file]=file
+  [nsenter]=util-linux
+  [mmdebstrap]=mmdebstrap
+  [flock]=util-linux
+  [unshare]=util-linux
+  [ip]=iproute2
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -45,3 +52,5 @@ if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]
 fi
 
 bash "$here/build.sh" >/dev/null
+bash "$here/build-node.sh" >/dev/null
+bash "$here/build-images.sh" >/dev/null
