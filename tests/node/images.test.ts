@@ -90,7 +90,12 @@ t.test('pause: one static binary, run as 65535', async (t) => {
   const c = await startContainer(t, { rootfs: root, args: oci.config.config.Entrypoint ?? [], user, capabilities: [] });
   const st = await procStatus(c.pid);
   t.match(st['Uid'], /^65535\s+65535\s+65535\s+65535$/, 'runs as 65535');
-  t.equal(st['State']?.[0], 'S', 'sleeps in pause()');
+  // Just started, it may still be on its way to pause(): wait for it to sleep there.
+  const sleeping = await pollUntil(
+    async () => ((await procStatus(c.pid))['State']?.[0] === 'S' ? true : undefined),
+    10_000,
+  );
+  t.equal(sleeping, true, 'sleeps in pause()');
   await c.stop();
 });
 

@@ -523,8 +523,33 @@ async function imageArchive(
         }
       });
     });
+    await pruneSiblings(final);
   }
   return builtImage(ref, final);
+}
+
+/** Archives kept per image (the newest), so source edits do not fill the cache with old builds. */
+const KEEP_ARCHIVES = 3;
+
+/** Removes older archives (and logs) of the same image: `<name>-<key>.oci.tar`, same `<name>`. */
+async function pruneSiblings(final: string): Promise<void> {
+  const dir = path.dirname(final);
+  const m = /^(.*)-[0-9a-f]{20}\.oci\.tar$/.exec(path.basename(final));
+  if (!m?.[1]) return;
+  const prefix = m[1];
+  const same = new RegExp(`^${prefix.replace(/[.+^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{20}\\.oci\\.tar$`);
+  const archives: { name: string; mtime: number }[] = [];
+  for (const name of await fs.readdir(dir)) {
+    if (!same.test(name)) continue;
+    const st = await fs.stat(path.join(dir, name)).catch(() => undefined);
+    if (st) archives.push({ name, mtime: st.mtimeMs });
+  }
+  archives.sort((a, b) => b.mtime - a.mtime);
+  for (const a of archives.slice(KEEP_ARCHIVES)) {
+    if (a.name === path.basename(final)) continue;
+    await fs.rm(path.join(dir, a.name), { force: true });
+    await fs.rm(path.join(dir, `${a.name}.log`), { force: true });
+  }
 }
 
 /** The pause image, {@link PAUSE_IMAGE}: tests/testbed/images/pause, the binary from pause.c. */
