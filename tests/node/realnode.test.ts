@@ -1,8 +1,8 @@
 // Issue 13: a real node. kube-apiserver and etcd (cluster.ts), kube-scheduler, the controller-manager's
 // nodelifecycle controller, and a kubelet with containerd, CNI bridge networking and Debian's runc
-// (realnode.ts). What a user depends on and the kubelet stand-in (tests/testbed/kubelet.ts) only
-// imitates: how the kubelet resolves `localhostProfile` under its root dir, that runc applies the
-// profile (Seccomp: 2), and what the kubelet reports when the profile file is not on the node (the
+// (realnode.ts). What a user depends on and the kubelet stand-in this replaced only imitated: how
+// the kubelet resolves `localhostProfile` under its root dir, that runc applies the profile
+// (Seccomp: 2), and what the kubelet reports when the profile file is not on the node (the
 // reference operator's #2356): its exact words in the pod's status and Events, and that the pod
 // starts by itself once the file is there. The pause image is the test bed's (images.ts); the pods
 // run it as their container too.
