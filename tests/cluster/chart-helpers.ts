@@ -6,7 +6,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { CRDS } from '../../shared/profile/crd.js';
-import { repoPath, type ControlPlane } from '../testbed/cluster.js';
+import { repoPath, testbedBinaries, type ControlPlane } from '../testbed/cluster.js';
+import { mustExec } from '../testbed/exec.js';
 
 export const CHART = repoPath('manifests', 'helm', 'seccomp-agent');
 export const DEPLOY = repoPath('manifests', 'deploy', 'seccomp-agent.yaml');
@@ -51,6 +52,25 @@ export async function template(
   const r = await cp.helm(['template', release, CHART, '--namespace', namespace, ...args]);
   if (r.code !== 0) throw new Error(`helm template ${args.join(' ')} failed (${String(r.code)}): ${r.stderr.trim()}`);
   return r.stdout;
+}
+
+/** The chart's DaemonSet pod as `helm template` renders it with `--set` each of `sets` (no API server). */
+export async function renderedAgentPod(sets: readonly string[]): Promise<{ pod: Obj; init: Obj; agent: Obj }> {
+  const args = [
+    'template',
+    'seccomp-agent',
+    CHART,
+    '--namespace',
+    'seccomp-agent',
+    ...sets.flatMap((s) => ['--set', s]),
+  ];
+  const ds = find(objects((await mustExec((await testbedBinaries()).helm, args)).stdout), 'DaemonSet');
+  const pod = dig(ds, 'spec', 'template', 'spec') as Obj;
+  const init = (pod['initContainers'] as Obj[]).find((c) => c['name'] === 'prepare-operator-dir');
+  const agent = (pod['containers'] as Obj[]).find((c) => c['name'] === 'agent');
+  if (init === undefined || agent === undefined)
+    throw new Error('the chart renders no init container or agent container');
+  return { pod, init, agent };
 }
 
 /** One rule of a ClusterRole or Role, as the chart writes it. */

@@ -17,7 +17,7 @@ import { chmod, copyFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { CommandResult } from '../testbed/cluster.js';
+import { eventLines, type CommandResult } from '../testbed/cluster.js';
 import { exec } from '../testbed/exec.js';
 import { CODE_LOG, auditFence, auditMark, ensureAuditd, seccompRecords, type AuditMark } from '../testbed/node.js';
 import { startRealCluster } from '../testbed/realcluster.js';
@@ -458,17 +458,8 @@ t.test('Block all', async (t) => {
   const failed = await waitFor(
     'the Failed event',
     async () => {
-      const r = await cp.kubectl([
-        '-n',
-        NS,
-        'get',
-        'events',
-        '--field-selector',
-        'involvedObject.name=block-all,reason=Failed',
-        '-o',
-        'jsonpath={range .items[*]}{.type}|{.source.component}|{.message}{"\\n"}{end}',
-      ]);
-      return r.stdout.trim() === '' ? undefined : r.stdout.trim().split('\n');
+      const lines = await eventLines(cp, NS, 'block-all', 'Failed');
+      return lines.length === 0 ? undefined : lines;
     },
     120_000,
   );

@@ -14,8 +14,7 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { repoPath, testbedBinaries } from '../testbed/cluster.js';
+import { repoPath } from '../testbed/cluster.js';
 import { exec, mustExec, pollUntil } from '../testbed/exec.js';
 import {
   AGENT_IMAGE_REPOSITORY,
@@ -32,10 +31,9 @@ import {
   type BuiltImage,
   type OciImage,
 } from '../testbed/images.js';
+import { renderedAgentPod } from '../cluster/chart-helpers.js';
 import { runContainer, startContainer } from '../testbed/node.js';
 import { NGINX_INDEX_HTML, NGINX_UID } from '../testbed/rootfs.js';
-
-type Obj = Record<string, unknown>;
 
 const work = await mkdtemp(join(tmpdir(), 'seccomp-agent-images-'));
 await chmod(work, 0o755);
@@ -261,23 +259,7 @@ t.test('agent: Dockerfile.agent built offline, run as the chart runs it', async 
   const kubeletRoot = join(work, 'kubelet');
   const seccompDir = join(kubeletRoot, 'seccomp');
   await mkdir(seccompDir, { recursive: true, mode: 0o755 });
-  const rendered = await mustExec((await testbedBinaries()).helm, [
-    'template',
-    'seccomp-agent',
-    repoPath('manifests', 'helm', 'seccomp-agent'),
-    '--namespace',
-    'seccomp-agent',
-    '--set',
-    `kubeletRoot=${kubeletRoot}`,
-    '--set',
-    'audit.source=none',
-  ]);
-  const ds = parseAllDocuments(rendered.stdout)
-    .map((d) => d.toJS() as Obj)
-    .find((o) => o?.['kind'] === 'DaemonSet');
-  const podSpec = ((ds?.['spec'] as Obj)['template'] as Obj)['spec'] as Obj;
-  const init = (podSpec['initContainers'] as Obj[])[0] as Obj;
-  const agent = (podSpec['containers'] as Obj[])[0] as Obj;
+  const { init, agent } = await renderedAgentPod([`kubeletRoot=${kubeletRoot}`, 'audit.source=none']);
   const bind = { source: seccompDir, destination: seccompDir, writable: true };
   const initRun = await runContainer(t, {
     rootfs: root,

@@ -16,14 +16,13 @@ import { chmod, cp as copy, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFi
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { parseAllDocuments } from 'yaml';
 import { randomBytes } from 'node:crypto';
-import { repoPath, testbedBinaries } from '../testbed/cluster.js';
+import { repoPath } from '../testbed/cluster.js';
+import { renderedAgentPod, type Obj } from '../cluster/chart-helpers.js';
 import { ensureAuditd, runContainer } from '../testbed/node.js';
 import { ensureBusyboxRootfs } from '../testbed/rootfs.js';
 
 const execFileP = promisify(execFile);
-type Obj = Record<string, unknown>;
 
 interface Run {
   code: number | null;
@@ -114,26 +113,8 @@ await execFileP('chmod', ['-R', 'a+rX', app, PROFILES]);
 // ---- the chart, rendered -----------------------------------------------------------------------
 const kubeletRoot = join(work, 'kubelet');
 await mkdir(join(kubeletRoot, 'seccomp'), { recursive: true, mode: 0o755 });
-const helm = (await testbedBinaries()).helm;
-const rendered = await execFileP(helm, [
-  'template',
-  'seccomp-agent',
-  repoPath('manifests', 'helm', 'seccomp-agent'),
-  '--namespace',
-  'seccomp-agent',
-  '--set',
-  `kubeletRoot=${kubeletRoot}`,
-]);
-const ds = parseAllDocuments(rendered.stdout)
-  .map((d) => d.toJS() as Obj)
-  .find((o) => o?.['kind'] === 'DaemonSet');
-if (ds === undefined) throw new Error('the chart renders no DaemonSet');
-const pod = (ds['spec'] as { template: { spec: Obj } }).template.spec;
+const { pod, init, agent } = await renderedAgentPod([`kubeletRoot=${kubeletRoot}`]);
 const groups = ((pod['securityContext'] as Obj | undefined)?.['supplementalGroups'] as number[] | undefined) ?? [];
-const init = (pod['initContainers'] as Obj[]).find((c) => c['name'] === 'prepare-operator-dir');
-const agent = (pod['containers'] as Obj[]).find((c) => c['name'] === 'agent');
-if (init === undefined || agent === undefined)
-  throw new Error('the chart renders no init container or agent container');
 const initPriv = setprivArgs(init['securityContext'] as Obj, groups);
 const agentPriv = setprivArgs(agent['securityContext'] as Obj, groups);
 const agentEnv: NodeJS.ProcessEnv = { ...baseEnv() };

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { startControlPlane, type ControlPlane } from '../testbed/cluster.js';
+import { eventLines, startControlPlane, type ControlPlane } from '../testbed/cluster.js';
 import { pollUntil } from '../testbed/exec.js';
 import { PAUSE_IMAGE, ensurePauseImage } from '../testbed/images.js';
 import { nodeBinaries, startRealNode, type RealNode } from '../testbed/realnode.js';
@@ -140,17 +140,8 @@ t.test(
     });
     t.equal(waiting.message, want, `status: waiting, CreateContainerError: ${want}`);
     const ev = await waitFor('the Failed event', async () => {
-      const r = await cp.kubectl([
-        '-n',
-        NS,
-        'get',
-        'events',
-        '--field-selector',
-        'involvedObject.name=late,reason=Failed',
-        '-o',
-        'jsonpath={range .items[*]}{.type}|{.source.component}|{.message}{"\\n"}{end}',
-      ]);
-      return r.stdout.trim() === '' ? undefined : r.stdout.trim().split('\n');
+      const lines = await eventLines(cp, NS, 'late', 'Failed');
+      return lines.length === 0 ? undefined : lines;
     });
     t.same(ev[0], `Warning|kubelet|Error: ${want}`, 'Event: Warning Failed from the kubelet, with the same words');
     const d = await cp.kubectl(['-n', NS, 'describe', 'pod', 'late']);

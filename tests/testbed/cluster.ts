@@ -695,6 +695,21 @@ async function run(
   return { stdout, stderr, code };
 }
 
+/** One object's Events with `reason`, as `type|source|message` lines; [] while there are none. */
+export async function eventLines(cp: ControlPlane, namespace: string, name: string, reason: string): Promise<string[]> {
+  const r = await cp.kubectl([
+    '-n',
+    namespace,
+    'get',
+    'events',
+    '--field-selector',
+    `involvedObject.name=${name},reason=${reason}`,
+    '-o',
+    'jsonpath={range .items[*]}{.type}|{.source.component}|{.message}{"\\n"}{end}',
+  ]);
+  return r.stdout.trim() === '' ? [] : r.stdout.trim().split('\n');
+}
+
 /** Resolves a repository-relative path (manifests, profiles) to an absolute one. */
 export function repoPath(...parts: string[]): string {
   return resolve(repoRoot, ...parts);
