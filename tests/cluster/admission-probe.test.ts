@@ -116,6 +116,23 @@ async function noWebhooks(t: Test, when: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // The objects the design ships (drafts of the chart's templates).
 
+/** A label selector's schema, as both kinds of rule carry it (indented for PARAMS_CRD). */
+const POD_SELECTOR_SCHEMA = `                    podSelector:
+                      type: object
+                      properties:
+                        matchLabels: {type: object, additionalProperties: {type: string}, maxProperties: 64}
+                        matchExpressions:
+                          type: array
+                          maxItems: 64
+                          items:
+                            type: object
+                            required: [key, operator]
+                            properties:
+                              key: {type: string, maxLength: 317}
+                              operator: {type: string, enum: [In, NotIn, Exists, DoesNotExist]}
+                              values: {type: array, maxItems: 64, items: {type: string, maxLength: 63}}
+`;
+
 /** The parameter CRD: one SeccompPodRules per namespace, written by the elected agent. */
 const PARAMS_CRD = `
 apiVersion: apiextensions.k8s.io/v1
@@ -146,21 +163,7 @@ spec:
                     binding: {type: string, maxLength: 253}
                     image: {type: string, maxLength: 4096}
                     localhostProfile: {type: string, maxLength: 4096}
-                    podSelector:
-                      type: object
-                      properties:
-                        matchLabels: {type: object, additionalProperties: {type: string}, maxProperties: 64}
-                        matchExpressions:
-                          type: array
-                          maxItems: 64
-                          items:
-                            type: object
-                            required: [key, operator]
-                            properties:
-                              key: {type: string, maxLength: 317}
-                              operator: {type: string, enum: [In, NotIn, Exists, DoesNotExist]}
-                              values: {type: array, maxItems: 64, items: {type: string, maxLength: 63}}
-              recordings:
+${POD_SELECTOR_SCHEMA}              recordings:
                 type: array
                 maxItems: 64
                 items:
@@ -170,21 +173,7 @@ spec:
                     recording: {type: string, maxLength: 253}
                     uid: {type: string, maxLength: 64}
                     containers: {type: array, maxItems: 16, items: {type: string, maxLength: 63}}
-                    podSelector:
-                      type: object
-                      properties:
-                        matchLabels: {type: object, additionalProperties: {type: string}, maxProperties: 64}
-                        matchExpressions:
-                          type: array
-                          maxItems: 64
-                          items:
-                            type: object
-                            required: [key, operator]
-                            properties:
-                              key: {type: string, maxLength: 317}
-                              operator: {type: string, enum: [In, NotIn, Exists, DoesNotExist]}
-                              values: {type: array, maxItems: 64, items: {type: string, maxLength: 63}}
-`;
+${POD_SELECTOR_SCHEMA}`;
 
 /** The selector of a rule, evaluated in CEL against the pod's labels (variables.labels). */
 const SELECTOR_MATCHES = `(!has(r.podSelector) || (
