@@ -21,16 +21,14 @@ import {
   NGINX_IMAGE,
   PAUSE_IMAGE,
   buildOneOff,
-  buildkitdStarts,
   ensureAgentImage,
   ensureNginxImage,
   ensureNodeBaseImage,
   ensurePauseImage,
-  readOciImage,
-  unpackOciImage,
   type BuiltImage,
-  type OciImage,
 } from '../testbed/images.js';
+import { buildkitdStarts } from '../testbed/buildkit.js';
+import { readOciImage, unpackOciImage, type OciImage } from '../testbed/oci.js';
 import { renderedAgentPod } from '../cluster/chart-helpers.js';
 import { runContainer, startContainer } from '../testbed/node.js';
 import { NGINX_INDEX_HTML, NGINX_UID } from '../testbed/rootfs.js';
