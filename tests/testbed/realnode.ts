@@ -479,6 +479,133 @@ interface NodeJson {
  * Starts containerd and a kubelet registered with `cp` as node `name`, waits until the node is
  * Ready and without the `not-ready` taint, and registers the teardown on `t`.
  */
+/** containerd with CRI, started in the node's dir; ready once it booted and answers ctr. */
+async function startContainerd(o: {
+  readonly binaries: NodeBinaries;
+  readonly dir: string;
+  readonly env: string;
+  readonly log: string;
+  readonly readyTimeoutMs: number;
+  /** Gets the process as soon as it runs, so a failed wait still stops it. */
+  readonly started: (child: ChildProcess) => void;
+}): Promise<{ child: ChildProcess; ctr: RealNode['ctr']; importImage: RealNode['importImage'] }> {
+  const { binaries, dir, readyTimeoutMs, env, log, started } = o;
+  const child = spawnLogged(
+    '/usr/bin/env',
+    [env, binaries.containerd, '--config', join(dir, 'containerd.toml')],
+    log,
+    dir,
+  );
+  started(child);
+  const ctrArgs = (args: readonly string[]): string[] => ['--address', join(dir, 'containerd.sock'), ...args];
+  // Ready once it says it booted (its CRI services are registered by then) and answers ctr.
+  await waitReady('containerd', child, log, readyTimeoutMs, async () => {
+    if (!(await readFile(log, 'utf8')).includes('containerd successfully booted')) return false;
+    const r = await exec(binaries.ctr, ctrArgs(['version']), { timeoutMs: 5000 });
+    return r.code === 0;
+  });
+  const ctr = (args: readonly string[]): Promise<ExecResult> =>
+    exec(binaries.ctr, ctrArgs(['-n', 'k8s.io', ...args]), { timeoutMs: 120_000 });
+  const importImage = async (tar: string, ref: string): Promise<void> => {
+    // An archive whose manifest already carries containerd's name annotation (BuildKit writes
+    // io.containerd.image.name) is imported as named: with --index-name as well, ctr creates the
+    // same name twice and its clean-up then deletes it. An unnamed OCI layout needs --index-name.
+    const index = await exec('tar', ['-xOf', tar, '--wildcards', '*index.json']);
+    const named = (JSON.parse(index.code === 0 ? index.stdout : '{}') as OciIndex).manifests?.some(
+      (m) => m.annotations?.['io.containerd.image.name'] === ref,
+    );
+    const r = await ctr(['images', 'import', ...(named === true ? [] : ['--index-name', ref]), tar]);
+    if (r.code !== 0) throw new Error(`test bed: ctr images import ${tar} as ${ref} failed: ${r.stderr.trim()}`);
+    const list = await ctr(['images', 'ls', '-q']);
+    if (!list.stdout.split('\n').includes(ref)) {
+      throw new Error(
+        `test bed: after ctr images import ${tar}, containerd has no image ${ref}: ${list.stdout.trim()}`,
+      );
+    }
+  };
+  return { child, ctr, importImage };
+}
+
+/**
+ * The kubelet, registered with the control plane as `name`; resolves once the node is Ready and
+ * the not-ready taint is gone. `started` gets the process as soon as it runs, so a failed wait
+ * still stops it.
+ */
+async function startKubelet(o: {
+  readonly binaries: NodeBinaries;
+  readonly cp: RealNodeOptions['cp'];
+  readonly name: string;
+  readonly dir: string;
+  readonly env: string;
+  readonly kubeletRoot: string;
+  readonly cgroupRoot: string;
+  readonly log: string;
+  readonly containerdLog: string;
+  readonly readyTimeoutMs: number;
+  readonly started: (child: ChildProcess) => void;
+}): Promise<void> {
+  const { binaries, cp, name, dir, env, kubeletRoot, cgroupRoot, log, containerdLog, readyTimeoutMs, started } = o;
+  const [port, healthzPort] = await freePorts(2);
+  if (port === undefined || healthzPort === undefined) throw new Error('test bed: no free ports');
+  await writeFile(join(dir, 'kubelet.yaml'), kubeletConfig({ dir, cgroupRoot, port, healthzPort }));
+  const child = spawnLogged(
+    '/usr/bin/env',
+    [
+      env,
+      binaries.kubelet,
+      `--config=${join(dir, 'kubelet.yaml')}`,
+      `--root-dir=${kubeletRoot}`,
+      `--cert-dir=${join(dir, 'kubelet-certs')}`,
+      `--kubeconfig=${await cp.nodeKubeconfig(name)}`,
+      `--hostname-override=${name}`,
+      '--v=2',
+    ],
+    log,
+    dir,
+  );
+  let last = 'not registered';
+  started(child);
+  await waitReady('kubelet', child, log, readyTimeoutMs, async () => {
+    const r = await cp.kubectl(['get', 'node', name, '-o', 'json']);
+    if (r.code !== 0) return false;
+    const n = JSON.parse(r.stdout) as NodeJson;
+    const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+    const taints = (n.spec?.taints ?? []).map((x) => `${x.key}:${x.effect}`);
+    last = `Ready=${ready?.status ?? '?'} (${ready?.message ?? ''}), taints [${taints.join(', ')}]`;
+    return ready?.status === 'True' && !taints.some((x) => x.startsWith('node.kubernetes.io/not-ready'));
+  }).catch(async (e: unknown) => {
+    throw new Error(
+      `test bed: node ${name} not Ready and untainted (last: ${last}); the not-ready taint needs the ` +
+        `controller-manager's nodelifecycle controller. Tail of ${containerdLog}:\n${await tail(containerdLog, 15)}`,
+      { cause: e },
+    );
+  });
+}
+
+/** A pod's containers as containerd runs them: ids from the pod's status, bundles, init pids. */
+function containerLookups(cp: RealNodeOptions['cp'], stateDir: string) {
+  const containerId = async (ns: string, pod: string, container?: string): Promise<string | undefined> => {
+    const r = await cp.kubectl(['-n', ns, 'get', 'pod', pod, '-o', 'json']);
+    if (r.code !== 0) return undefined;
+    const p = JSON.parse(r.stdout) as PodJson;
+    const want = container ?? p.spec?.containers?.[0]?.name;
+    const statuses = [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])];
+    const id = statuses.find((c) => c.name === want)?.containerID;
+    return id?.startsWith('containerd://') ? id.slice('containerd://'.length) : undefined;
+  };
+  const bundle = (id: string): string => {
+    if (!/^[0-9a-f]{64}$/.test(id)) throw new Error(`test bed: ${id} is not a containerd container id`);
+    return join(stateDir, 'io.containerd.runtime.v2.task', 'k8s.io', id);
+  };
+  const containerPid = async (id: string): Promise<number> => {
+    const pid = Number((await readFile(join(bundle(id), 'init.pid'), 'utf8')).trim());
+    if (!(pid > 0)) throw new Error(`test bed: no init pid for container ${id}`);
+    return pid;
+  };
+
+  return { containerId, bundle, containerPid };
+}
+
 export async function startRealNode(t: TestLike, o: RealNodeOptions): Promise<RealNode> {
   const binaries = await nodeBinaries();
   const name = o.name ?? 'realnode';
@@ -558,94 +685,36 @@ export async function startRealNode(t: TestLike, o: RealNodeOptions): Promise<Re
     await writeFile(join(dir, 'cni', 'net.d', '10-realnode.conflist'), cniConfig(dir, bridge, podSubnet));
 
     const env = `PATH=${binaries.binDir}:/usr/sbin:/usr/bin:/sbin:/bin`;
-    containerd = spawnLogged(
-      '/usr/bin/env',
-      [env, binaries.containerd, '--config', join(dir, 'containerd.toml')],
-      containerdLogPath,
+    const { ctr, importImage } = await startContainerd({
+      binaries,
       dir,
-    );
-    const ctrArgs = (args: readonly string[]): string[] => ['--address', join(dir, 'containerd.sock'), ...args];
-    // Ready once it says it booted (its CRI services are registered by then) and answers ctr.
-    await waitReady('containerd', containerd, containerdLogPath, readyTimeoutMs, async () => {
-      if (!(await readFile(containerdLogPath, 'utf8')).includes('containerd successfully booted')) return false;
-      const r = await exec(binaries.ctr, ctrArgs(['version']), { timeoutMs: 5000 });
-      return r.code === 0;
+      env,
+      log: containerdLogPath,
+      readyTimeoutMs,
+      started: (child) => {
+        containerd = child;
+      },
     });
-    const ctr = (args: readonly string[]): Promise<ExecResult> =>
-      exec(binaries.ctr, ctrArgs(['-n', 'k8s.io', ...args]), { timeoutMs: 120_000 });
-    const importImage = async (tar: string, ref: string): Promise<void> => {
-      // An archive whose manifest already carries containerd's name annotation (BuildKit writes
-      // io.containerd.image.name) is imported as named: with --index-name as well, ctr creates the
-      // same name twice and its clean-up then deletes it. An unnamed OCI layout needs --index-name.
-      const index = await exec('tar', ['-xOf', tar, '--wildcards', '*index.json']);
-      const named = (JSON.parse(index.code === 0 ? index.stdout : '{}') as OciIndex).manifests?.some(
-        (m) => m.annotations?.['io.containerd.image.name'] === ref,
-      );
-      const r = await ctr(['images', 'import', ...(named === true ? [] : ['--index-name', ref]), tar]);
-      if (r.code !== 0) throw new Error(`test bed: ctr images import ${tar} as ${ref} failed: ${r.stderr.trim()}`);
-      const list = await ctr(['images', 'ls', '-q']);
-      if (!list.stdout.split('\n').includes(ref)) {
-        throw new Error(
-          `test bed: after ctr images import ${tar}, containerd has no image ${ref}: ${list.stdout.trim()}`,
-        );
-      }
-    };
     await importImage(o.pauseImage.archive, o.pauseImage.ref);
 
-    const [port, healthzPort] = await freePorts(2);
-    if (port === undefined || healthzPort === undefined) throw new Error('test bed: no free ports');
-    await writeFile(join(dir, 'kubelet.yaml'), kubeletConfig({ dir, cgroupRoot, port, healthzPort }));
-    kubelet = spawnLogged(
-      '/usr/bin/env',
-      [
-        env,
-        binaries.kubelet,
-        `--config=${join(dir, 'kubelet.yaml')}`,
-        `--root-dir=${kubeletRoot}`,
-        `--cert-dir=${join(dir, 'kubelet-certs')}`,
-        `--kubeconfig=${await o.cp.nodeKubeconfig(name)}`,
-        `--hostname-override=${name}`,
-        '--v=2',
-      ],
-      kubeletLogPath,
+    await startKubelet({
+      binaries,
+      cp: o.cp,
+      name,
       dir,
-    );
-    let last = 'not registered';
-    await waitReady('kubelet', kubelet, kubeletLogPath, readyTimeoutMs, async () => {
-      const r = await o.cp.kubectl(['get', 'node', name, '-o', 'json']);
-      if (r.code !== 0) return false;
-      const n = JSON.parse(r.stdout) as NodeJson;
-      const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
-      const taints = (n.spec?.taints ?? []).map((x) => `${x.key}:${x.effect}`);
-      last = `Ready=${ready?.status ?? '?'} (${ready?.message ?? ''}), taints [${taints.join(', ')}]`;
-      return ready?.status === 'True' && !taints.some((x) => x.startsWith('node.kubernetes.io/not-ready'));
-    }).catch(async (e: unknown) => {
-      throw new Error(
-        `test bed: node ${name} not Ready and untainted (last: ${last}); the not-ready taint needs the ` +
-          `controller-manager's nodelifecycle controller. Tail of ${containerdLogPath}:\n${await tail(containerdLogPath, 15)}`,
-        { cause: e },
-      );
+      env,
+      kubeletRoot,
+      cgroupRoot,
+      log: kubeletLogPath,
+      containerdLog: containerdLogPath,
+      readyTimeoutMs,
+      started: (child) => {
+        kubelet = child;
+      },
     });
     t.comment(`real node ${name} Ready (kubelet root ${kubeletRoot}, cgroup root ${cgroupRoot}, pods ${podSubnet})`);
 
-    const containerId = async (ns: string, pod: string, container?: string): Promise<string | undefined> => {
-      const r = await o.cp.kubectl(['-n', ns, 'get', 'pod', pod, '-o', 'json']);
-      if (r.code !== 0) return undefined;
-      const p = JSON.parse(r.stdout) as PodJson;
-      const want = container ?? p.spec?.containers?.[0]?.name;
-      const statuses = [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])];
-      const id = statuses.find((c) => c.name === want)?.containerID;
-      return id?.startsWith('containerd://') ? id.slice('containerd://'.length) : undefined;
-    };
-    const bundle = (id: string): string => {
-      if (!/^[0-9a-f]{64}$/.test(id)) throw new Error(`test bed: ${id} is not a containerd container id`);
-      return join(stateDir, 'io.containerd.runtime.v2.task', 'k8s.io', id);
-    };
-    const containerPid = async (id: string): Promise<number> => {
-      const pid = Number((await readFile(join(bundle(id), 'init.pid'), 'utf8')).trim());
-      if (!(pid > 0)) throw new Error(`test bed: no init pid for container ${id}`);
-      return pid;
-    };
+    const { containerId, bundle, containerPid } = containerLookups(o.cp, stateDir);
 
     return {
       name,
