@@ -17,10 +17,9 @@ mkdir -p "$bindir"
 take_lock .build-images.lock
 
 build_buildkit() {
-  local w="$cache/work/buildkit-$BUILDKIT_VERSION" start
-  start=$(date +%s)
+  local w="$cache/work/buildkit-$BUILDKIT_VERSION"
   mkdir -p "$w"
-  log "building buildkitd + buildctl $BUILDKIT_VERSION ..."
+  begin "buildkitd + buildctl $BUILDKIT_VERSION"
   (cd "$w"
     local gomod
     gomod=$(go mod download -json "github.com/moby/buildkit@$BUILDKIT_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p') \
@@ -43,7 +42,7 @@ build_buildkit() {
       github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl \
       || fail "buildkit go build" "go build of buildkitd/buildctl $BUILDKIT_VERSION failed (see above)"
   ) || exit 1
-  log "built buildkitd + buildctl in $(( $(date +%s) - start ))s"
+  done_ "buildkitd + buildctl"
 }
 
 { [ -x "$bindir/buildkitd" ] && [ -x "$bindir/buildctl" ]; } || build_buildkit

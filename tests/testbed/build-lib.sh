@@ -1,4 +1,4 @@
-# Shared by build.sh (control plane) and build-node.sh (node): the cache layout, the Go
+# Shared by build.sh (control plane), build-node.sh (node) and build-images.sh (BuildKit): the cache layout, the Go
 # environment, logging, the per-script build lock, and the k8s.io/kubernetes wrapper module.
 # Sourced, not run. The caller sets `log_tag` before sourcing.
 # shellcheck shell=bash
