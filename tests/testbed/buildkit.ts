@@ -6,11 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { repoRoot } from './cluster.js';
+import { checkExecutables, runBuildScript } from './cluster.js';
 import { exec, pollUntil } from './exec.js';
 import { testbedCacheDir } from './rootfs.js';
 
@@ -44,15 +43,13 @@ let binDirPromise: Promise<string> | undefined;
 /** Runs build-images.sh (fast when warm) and returns the directory of buildkitd and buildctl. */
 function buildkitBinDir(): Promise<string> {
   binDirPromise ??= (async () => {
-    const r = await exec('bash', [path.join(repoRoot, 'tests', 'testbed', 'build-images.sh')], {
-      timeoutMs: 40 * 60_000,
-    });
-    const dir = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.code !== 0 || !existsSync(path.join(dir, 'buildkitd')) || !existsSync(path.join(dir, 'buildctl'))) {
-      throw new Error(`images: build-images.sh failed (exit ${r.code}): ${r.stderr.trim().slice(-2000)}`);
-    }
+    const dir = await runBuildScript('build-images.sh');
+    await checkExecutables('build-images.sh', [path.join(dir, 'buildkitd'), path.join(dir, 'buildctl')]);
     return dir;
-  })();
+  })().catch((e: unknown) => {
+    binDirPromise = undefined;
+    throw e;
+  });
   return binDirPromise;
 }
 
