@@ -17,6 +17,7 @@ export const ERRORS = {
   SECCOMP_AGENT_ERR_BAD_QUERY: 'bad query parameter {param}: {detail}',
   SECCOMP_AGENT_ERR_AUDIT_SOURCE: 'audit source {source}: {detail}',
   SECCOMP_AGENT_ERR_NO_EVENTS: 'no syscall events for {selector}: {detail}',
+  SECCOMP_AGENT_ERR_CHECK_PROFILE: 'cannot check {profile}: {detail}',
   SECCOMP_AGENT_ERR_UNAUTHORIZED: 'unauthorized: {detail}',
 } as const;
 

@@ -11,12 +11,14 @@ import type { Config } from './config.js';
 import { createEventPipeline, type EventPipeline, type PendingEventPipeline } from './events/pipeline.js';
 import type { PodIndex } from './events/pod-index.js';
 import type { EarlyServer } from './http/early.js';
+import { archOfProcess, checkRoutes } from './http/check-routes.js';
 import { eventsRoutes } from './http/events-routes.js';
 import { createMetrics, metricsRoutes, pipelineGauges } from './http/metrics.js';
 import { isLoopback, kubeAuthenticator, type Authenticator } from './http/auth.js';
 import { buildServer, type ServerDeps } from './http/server.js';
 import { createLogger } from './logger.js';
 import { realFs } from './profiles/fs.js';
+import type { CandidateResolver } from './profiles/candidate.js';
 import type { Standalone } from './standalone.js';
 
 /** The one root logger (JSON lines on stderr). */
@@ -55,6 +57,19 @@ export async function runOnce(config: Config, profilesDir: string, log: Logger):
     }
   }
   return 1;
+}
+
+/** /v1/check's profiles; the YAML and validation path loads on the first check, not at start. */
+function lazyCandidates(profiles: ServerDeps['profiles']): CandidateResolver {
+  let made: Promise<CandidateResolver> | undefined;
+  const resolver = (): Promise<CandidateResolver> =>
+    (made ??= import('./profiles/candidate.js').then((m) =>
+      m.candidateResolver({ profiles, readFile: (p) => realFs.readFile(p, 'utf8'), catalog: SYSCALL_CATALOG }),
+    ));
+  return {
+    installed: async (key) => (await resolver()).installed(key),
+    posted: async (text) => (await resolver()).posted(text),
+  };
 }
 
 /** The long-running agent: profiles, events and the HTTP endpoint until SIGTERM. */
@@ -146,6 +161,15 @@ export async function runAgent(config: Config, log: Logger, early: EarlyServer):
     extensions.push(async (app) => {
       await app.register(eventsRoutes, { store, node: config.nodeName });
     });
+    const nativeArch = archOfProcess(process.arch);
+    if (nativeArch === undefined)
+      log.warn({ arch: process.arch }, '/v1/check is off: no syscall table for this architecture');
+    else {
+      const candidates = lazyCandidates(() => profiles.profiles());
+      extensions.push(async (app) => {
+        await app.register(checkRoutes, { store, node: config.nodeName, nativeArch, candidates });
+      });
+    }
   }
   extensions.push(async (app) => {
     await app.register(metricsRoutes, { registry: metrics.registry });

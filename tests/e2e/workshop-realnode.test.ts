@@ -369,9 +369,72 @@ t.test('Complainer', async (t) => {
     /seccomp-test\s+complainer\s+complainer-container\s+[0-9a-f]{12}\s+accept4\s+\d+\s+LOG/,
     'the table shows namespace, pod, container and names',
   );
+  await checkComplainer(t);
 
   await cleanUp(t, 'complainer', 'complainer.yaml', ['complainer']);
 });
+
+/**
+ * Issue 15: `/v1/check` with the workshop's enforcing profiles on the complainer's real calls. The
+ * complainer logs every call, so the agent saw all of them; what confine-nginx-explicit-allow
+ * would not allow is the observed names its allow list lacks, computed here from the two lists.
+ */
+async function checkComplainer(t: Test): Promise<void> {
+  section('Checking an enforcing profile against what the complainer really called');
+  await mustKubectl(
+    t,
+    ['apply', '-f', 'profiles/confine-nginx-explicit-allow.yaml', '-f', 'profiles/multiple.yaml'],
+    'candidates',
+  );
+  await waitInstalled(['confine-nginx-explicit-allow', 'profile-block-all']);
+  type Agg = { syscalls: { name: string; arches: string[] }[] };
+  const observed = (
+    (await (await fetch(`${AGENT_URL}/v1/syscalls?namespace=${NS}&pod=complainer`)).json()) as { items: Agg[] }
+  ).items.flatMap((i) => i.syscalls.map((s) => s.name));
+  const allowList = new Set(
+    readFileSync(join(repoRoot, 'profiles/confine-nginx-explicit-allow.yaml'), 'utf8')
+      .split('\n')
+      .filter((l) => /^\s+- [a-z0-9_]+$/.test(l))
+      .map((l) => l.trim().slice(2)),
+  );
+  t.ok(allowList.has('accept4') && allowList.size > 100, `the allow list has ${allowList.size} names`);
+  type Report = {
+    summary: { observed: number; notAllowed: number };
+    containers: { pod: string; loggedAs: string[]; calls: { syscall: string | null; would: string; said: string }[] }[];
+  };
+  const check = async (profile: string): Promise<Report> =>
+    JSON.parse(await curl(`/v1/check?profile=${NS}/${profile}&pod=complainer`)) as Report;
+  const allow = await check('confine-nginx-explicit-allow');
+  const named = (r: Report): string[] => r.containers.flatMap((c) => c.calls.map((x) => x.syscall ?? '?')).sort();
+  const lacking = [...new Set(observed.filter((n) => !allowList.has(n)))].sort();
+  t.same(
+    named(allow),
+    lacking,
+    `confine-nginx-explicit-allow would not allow exactly ${lacking.join(', ') || 'nothing'}`,
+  );
+  t.ok(
+    allow.containers.flatMap((c) => c.calls).every((c) => c.would === 'deny'),
+    'each of them would be denied (an errno), as its defaultAction SCMP_ACT_ERRNO says',
+  );
+  t.same(
+    allow.containers.map((c) => c.loggedAs),
+    [['SCMP_ACT_LOG']],
+    'the complainer ran under a profile that logs every call',
+  );
+  await curl(`/v1/check?profile=${NS}/confine-nginx-explicit-allow&pod=complainer&format=table`);
+  const all = await check('profile-block-all');
+  t.same(
+    named(all),
+    [...new Set(observed)].sort(),
+    `profile-block-all names every one of the ${new Set(observed).size} observed calls`,
+  );
+  await mustKubectl(
+    t,
+    ['delete', '-f', 'profiles/confine-nginx-explicit-allow.yaml', '-f', 'profiles/multiple.yaml'],
+    'candidates deleted',
+    120_000,
+  );
+}
 
 const MULTIPLE = [
   'profile-allow-unsafe',
