@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { destination, type Logger } from 'pino';
 import { SYSCALL_CATALOG } from '../../shared/syscalls/index.js';
 import type { Config } from './config.js';
+import type { LoggedCalls } from './cluster/types.js';
+import { loggedCalls } from './events/logged.js';
 import { createEventPipeline, type EventPipeline, type PendingEventPipeline } from './events/pipeline.js';
 import type { PodIndex } from './events/pod-index.js';
 import type { EarlyServer } from './http/early.js';
@@ -92,6 +94,7 @@ export async function runAgent(config: Config, log: Logger, early: EarlyServer):
   // main refused a non-loopback address in standalone mode before it listened.
   const open = !isLoopback(config.listen.host);
   const extensions: ((app: FastifyInstance) => Promise<void>)[] = [];
+  let loggedOf: LoggedCalls | undefined;
   if (config.profilesDir !== undefined) {
     const profilesDir = config.profilesDir;
     let agent: Standalone | undefined;
@@ -133,6 +136,8 @@ export async function runAgent(config: Config, log: Logger, early: EarlyServer):
       client,
       nodeName: config.nodeName,
       namespace: config.namespace,
+      // The event store is made below; until it is (or with no audit source) nothing is logged.
+      logged: (containers) => loggedOf?.(containers) ?? { names: [], pods: [] },
       ...(config.testTiming === undefined ? {} : { timing: config.testTiming }),
     });
     profiles = { profiles: () => cluster.reports().map(toView), readiness: () => cluster.readiness() };
@@ -158,6 +163,7 @@ export async function runAgent(config: Config, log: Logger, early: EarlyServer):
       ...(podIndex === undefined ? {} : { podIndex }),
     });
     const store = pending.store;
+    loggedOf = (containers) => loggedCalls(store, containers);
     extensions.push(async (app) => {
       await app.register(eventsRoutes, { store, node: config.nodeName });
     });

@@ -196,6 +196,22 @@ export const StatusSchema = Type.Object(
           "The resourceVersion at which the aggregator first saw this generation of the spec. A node counts as having installed it once its SeccompNodeReport's appliedRevision reaches this value.",
       }),
     ),
+    wouldBlock: Type.Optional(
+      Type.Object(
+        {
+          calls: Type.Integer({ minimum: 0, description: 'How many distinct syscalls were logged.' }),
+          pods: Type.Integer({ minimum: 0, description: 'How many pods made at least one of them.' }),
+          syscalls: Type.Array(Type.String(), {
+            description: 'The syscall names, sorted (at most 100).',
+            'x-kubernetes-list-type': 'atomic',
+          }),
+        },
+        {
+          description:
+            'For a complain profile (defaultAction SCMP_ACT_LOG) that pods use: the calls its pods made that it logged, on every live node; an enforcing version (SCMP_ACT_ERRNO) would block them.',
+        },
+      ),
+    ),
   },
   { description: "What the elected aggregator reports about the profile, from the nodes' reports." },
 );
@@ -227,6 +243,9 @@ export interface SeccompProfile {
   status?: SeccompProfileStatus;
 }
 
+/** A node lists at most this many logged names per profile (more than any table has). */
+export const MAX_LOGGED_NAMES = 1024;
+
 /** One profile that failed on a node: what the node's plan or its write of the file said. */
 const ReportFailureSchema = Type.Object(
   {
@@ -249,6 +268,20 @@ const ReportUseSchema = Type.Object(
       description: 'namespace/pod of the pods on this node that use it.',
       'x-kubernetes-list-type': 'atomic',
     }),
+    logged: Type.Optional(
+      Type.Array(Type.String(), {
+        description:
+          'Syscall names the containers running under it on this node made that it logged (SCMP_ACT_LOG), sorted: under a complain profile, the calls an enforcing version would block.',
+        maxItems: MAX_LOGGED_NAMES,
+        'x-kubernetes-list-type': 'atomic',
+      }),
+    ),
+    loggedPods: Type.Optional(
+      Type.Array(Type.String(), {
+        description: 'namespace/pod of the pods on this node with at least one logged call under it.',
+        'x-kubernetes-list-type': 'atomic',
+      }),
+    ),
   },
   { description: 'A profile in use on this node.' },
 );

@@ -22,7 +22,12 @@ export const Reasons = {
   InstallFailed: 'InstallFailed',
   ProfileRemoved: 'ProfileRemoved',
   ProfileInUse: 'ProfileInUse',
+  CallsLogged: 'CallsLogged',
+  NoCallsLogged: 'NoCallsLogged',
 } as const;
+
+/** status.wouldBlock.syscalls lists at most this many names. */
+export const MAX_WOULD_BLOCK_NAMES = 100;
 
 /** How many names a message lists before "and N more". */
 export const MAX_NAMED = 10;
@@ -44,14 +49,21 @@ export interface NodeView {
   appliedRevision: number;
   failed: ReadonlyMap<string, { generation: number; reason: string; message: string }>;
   inUse: ReadonlyMap<string, readonly string[]>;
+  /** Per profile in use: the syscall names it logged here, and the pods that made them. */
+  logged: ReadonlyMap<string, { names: readonly string[]; pods: readonly string[] }>;
 }
 
 export function nodeView(r: NodeReportBody): NodeView {
+  const logged = new Map<string, { names: readonly string[]; pods: readonly string[] }>();
+  for (const u of r.inUse) {
+    if ((u.logged ?? []).length > 0) logged.set(u.profile, { names: u.logged ?? [], pods: u.loggedPods ?? [] });
+  }
   return {
     node: r.nodeName,
     appliedRevision: revision(r.appliedRevision),
     failed: new Map(r.failed.map((f) => [f.profile, f])),
     inUse: new Map(r.inUse.map((u) => [u.profile, u.pods])),
+    logged,
   };
 }
 
@@ -64,6 +76,8 @@ export interface ProfileStatusInput {
   specRevision: number;
   deleting: boolean;
   disabled: boolean;
+  /** Its defaultAction is SCMP_ACT_LOG: the status says what an enforcing version would block. */
+  complain?: boolean;
   /** The aggregator's own validation refused it (validation is the same on every node). */
   invalid: { message: string } | undefined;
   /** Names of the live nodes, sorted. */
@@ -83,15 +97,23 @@ export interface NodeTally {
   pending: string[];
   failed: { node: string; reason: string; message: string }[];
   users: string[];
+  /** Syscall names logged under it on live nodes, sorted, and the pods that made them. */
+  logged: string[];
+  loggedPods: string[];
 }
 
 export function tally(i: ProfileStatusInput): NodeTally {
   const key = profileKey(i.namespace, i.name);
-  const out: NodeTally = { installed: [], pending: [], failed: [], users: [] };
+  const out: NodeTally = { installed: [], pending: [], failed: [], users: [], logged: [], loggedPods: [] };
   const users = new Set<string>();
+  const logged = new Set<string>();
+  const loggedPods = new Set<string>();
   for (const node of i.liveNodes) {
     const r = i.reports.get(node);
     for (const pod of r?.inUse.get(key) ?? []) users.add(pod);
+    const l = r?.logged.get(key);
+    for (const n of l?.names ?? []) logged.add(n);
+    for (const pod of l?.pods ?? []) loggedPods.add(pod);
     const f = r?.failed.get(key);
     if (r !== undefined && f !== undefined && f.generation === i.generation) {
       out.failed.push({ node, reason: f.reason, message: f.message });
@@ -102,7 +124,43 @@ export function tally(i: ProfileStatusInput): NodeTally {
     }
   }
   out.users = [...users].sort();
+  out.logged = [...logged].sort();
+  out.loggedPods = [...loggedPods].sort();
   return out;
+}
+
+/** "would block 3 calls seen in 2 pods: faccessat2, mkdirat, rseq" */
+export function wouldBlockMessage(calls: readonly string[], pods: number): string {
+  return `would block ${calls.length} call${calls.length === 1 ? '' : 's'} seen in ${pods} pod${pods === 1 ? '' : 's'}: ${nameList(calls)}`;
+}
+
+/** The WouldBlock condition and status.wouldBlock of a complain profile pods use; none otherwise. */
+function wouldBlock(
+  i: ProfileStatusInput,
+  t: NodeTally,
+): { condition: ProfileCondition; field: SeccompProfileStatus['wouldBlock'] } | undefined {
+  if (i.complain !== true || i.deleting || t.users.length === 0) return undefined;
+  const blocking = t.logged.length > 0;
+  const prev = i.previous?.conditions?.find((c) => c.type === 'WouldBlock');
+  const status = blocking ? 'True' : 'False';
+  return {
+    condition: {
+      type: 'WouldBlock',
+      status,
+      reason: blocking ? Reasons.CallsLogged : Reasons.NoCallsLogged,
+      message: blocking
+        ? wouldBlockMessage(t.logged, t.loggedPods.length)
+        : `no call logged yet by the ${t.users.length === 1 ? 'pod that uses' : `${t.users.length} pods that use`} it`,
+      lastTransitionTime:
+        prev !== undefined && prev.status === status && prev.lastTransitionTime !== undefined
+          ? prev.lastTransitionTime
+          : i.now,
+      observedGeneration: i.generation,
+    },
+    field: blocking
+      ? { calls: t.logged.length, pods: t.loggedPods.length, syscalls: t.logged.slice(0, MAX_WOULD_BLOCK_NAMES) }
+      : undefined,
+  };
 }
 
 /** The profile's status, as the aggregator writes it (every field, always: see docs/cluster.md). */
@@ -120,7 +178,8 @@ export function profileStatus(
     | 'installedNodes'
     | 'specRevision'
   >
-> {
+> &
+  Pick<SeccompProfileStatus, 'wouldBlock'> {
   const t = tally(i);
   const live = i.liveNodes.length;
   let status: ProfileState;
@@ -179,16 +238,18 @@ export function profileStatus(
     lastTransitionTime,
     observedGeneration: i.generation,
   };
+  const wb = wouldBlock(i, t);
   return {
     status,
     localhostProfile: localhostProfile(i.namespace, i.name),
     // As the reference operator fills it: the file's absolute path on the nodes.
     path: `${i.kubeletRoot.replace(/\/+$/, '')}/seccomp/${localhostProfile(i.namespace, i.name)}`,
-    conditions: [condition],
+    conditions: wb === undefined ? [condition] : [condition, wb.condition],
     observedGeneration: i.generation,
     activeWorkloads: t.users.slice(0, MAX_ACTIVE_WORKLOADS),
     installedNodes: `${t.installed.length}/${live}`,
     specRevision: Number.isFinite(i.specRevision) ? String(i.specRevision) : '',
+    ...(wb?.field === undefined ? {} : { wouldBlock: wb.field }),
   };
 }
 

@@ -273,6 +273,7 @@ export interface SpObject {
     conditions?: { type: string; status: string; reason?: string; message?: string; observedGeneration?: number }[];
     installedNodes?: string;
     specRevision?: string;
+    wouldBlock?: { calls: number; pods: number; syscalls: string[] };
   };
 }
 

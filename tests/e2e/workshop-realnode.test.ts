@@ -370,9 +370,36 @@ t.test('Complainer', async (t) => {
     'the table shows namespace, pod, container and names',
   );
   await checkComplainer(t);
+  await complainStatus(t, got.names);
 
   await cleanUp(t, 'complainer', 'complainer.yaml', ['complainer']);
 });
+
+/**
+ * Issue 15: the complainer's status says what an enforcing version would block, from the node's
+ * report of the calls logged under it (refreshed every 30 s), and `kubectl describe` prints it.
+ */
+async function complainStatus(t: Test, seen: ReadonlySet<string>): Promise<void> {
+  section('What an enforcing version of the complain profile would block');
+  const wb = await waitFor(
+    'complainer status.wouldBlock',
+    async () => (await getProfile(cp, NS, 'complainer'))?.status?.wouldBlock,
+    120_000,
+  );
+  t.equal(wb.pods, 1, 'seen in 1 pod');
+  t.ok(wb.calls >= seen.size, `${wb.calls} calls, at least the ${seen.size} the agent named before`);
+  t.ok(
+    [...seen].every((n) => wb.syscalls.includes(n) || wb.syscalls.length === 100),
+    'every call the agent named is in the list',
+  );
+  const d = await mustKubectl(t, ['describe', 'seccompprofile', 'complainer', '-n', NS], 'describe');
+  t.match(d.stdout, /Type:\s+WouldBlock/, 'kubectl describe shows the WouldBlock condition');
+  t.match(
+    d.stdout,
+    new RegExp(`would block ${wb.calls} calls seen in 1 pod: ${wb.syscalls[0] ?? '-'}, `),
+    'with its message: "would block N calls seen in 1 pod: …"',
+  );
+}
 
 /**
  * Issue 15: `/v1/check` with the workshop's enforcing profiles on the complainer's real calls. The

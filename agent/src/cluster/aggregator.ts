@@ -170,6 +170,7 @@ export class Aggregator {
       specRevision: this.#d.specRevision(key),
       deleting: fresh.deleting,
       disabled: fresh.disabled,
+      complain: fresh.complain,
       invalid: v.invalid === undefined ? undefined : { message: v.invalid },
       liveNodes: live,
       reports: this.#reports,

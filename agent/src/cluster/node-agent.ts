@@ -9,7 +9,8 @@ import { EventRecorder } from '../kube/events.js';
 import { LeaseKeeper } from '../kube/lease.js';
 import { PodIndex } from '../kube/pods.js';
 import { PROFILE_GID, PROFILE_UID } from '../standalone.js';
-import { systemClock, type Clock } from './clock.js';
+import { MAX_LOGGED_NAMES } from '../../../shared/profile/schema.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { newAggregatorCounters } from './aggregator.js';
 import { Election } from './election.js';
 import { WatchHeartbeat } from './heartbeat.js';
@@ -38,6 +39,8 @@ export class NodeAgent {
   readonly heartbeat: WatchHeartbeat;
   leadership: Leadership | undefined;
   #unleading: Promise<void> = Promise.resolve();
+  #loggedTimer: TimerHandle | undefined;
+  #stopped = false;
   terms = 0;
 
   constructor(
@@ -91,7 +94,7 @@ export class NodeAgent {
           appliedRevision: this.plan.appliedRevision,
           reports: this.plan.reportMap(),
           verdict: (key) => this.plan.verdict(key),
-          inUse: this.podIndex.profilesInUse().map((profile) => ({ profile, pods: this.podIndex.users(profile) })),
+          inUse: this.podIndex.profilesInUse().map((profile) => this.#use(profile)),
         }),
     });
     this.election = new Election({
@@ -115,6 +118,23 @@ export class NodeAgent {
         this.restartWatches(true);
       },
     );
+  }
+
+  /** A profile in use here: its pods, and what it logged of their calls (for WouldBlock). */
+  #use(profile: string): { profile: string; pods: string[]; logged?: string[]; loggedPods?: string[] } {
+    const pods = this.podIndex.users(profile);
+    const logged = this.d.logged?.(this.podIndex.containersUsing(profile));
+    if (logged === undefined || logged.names.length === 0) return { profile, pods };
+    return { profile, pods, logged: logged.names.slice(0, MAX_LOGGED_NAMES), loggedPods: logged.pods };
+  }
+
+  /** The calls logged change without any object changing: the report looks again every so often. */
+  #refreshLogged(): void {
+    if (this.d.logged === undefined || this.#stopped) return;
+    this.#loggedTimer = this.clock.after(this.t.loggedRefreshMs, () => {
+      this.report.update(false);
+      this.#refreshLogged();
+    });
   }
 
   /** Every watch restarted at once (the heartbeat found the connections silent). */
@@ -169,9 +189,12 @@ export class NodeAgent {
     this.lease.start();
     this.heartbeat.start();
     for (const r of Object.values(this.informers)) r.start();
+    this.#refreshLogged();
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#loggedTimer?.cancel();
     this.heartbeat.stop();
     await this.election.stop();
     await this.#unleading;

@@ -30,6 +30,8 @@ export interface ProfileObj {
   resourceVersion: string;
   deleting: boolean;
   disabled: boolean;
+  /** defaultAction SCMP_ACT_LOG (a base profile never changes it): its status says what enforcing would block. */
+  complain: boolean;
   finalizers: string[];
   /** spec + deletion: a change here needs a new plan; a status-only change does not. */
   fingerprint: string;
@@ -66,6 +68,7 @@ export function profileObj(raw: Record<string, unknown>, api: ProfileApi = NAMES
     resourceVersion: meta.resourceVersion ?? '',
     deleting,
     disabled: specDisabled(raw['spec'] as Partial<SeccompProfileSpec> | undefined),
+    complain: (raw['spec'] as Partial<SeccompProfileSpec> | undefined)?.defaultAction === 'SCMP_ACT_LOG',
     finalizers: meta.finalizers ?? [],
     fingerprint: JSON.stringify([meta.uid, meta.generation, deleting, raw['spec']]),
     raw: kept,

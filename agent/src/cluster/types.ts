@@ -36,6 +36,8 @@ export interface ClusterTiming extends ReflectorTiming {
   retryMs: number;
   eventsPerSecond: number;
   eventBurst: number;
+  /** How often the report looks again at the calls logged under the profiles in use (WouldBlock). */
+  loggedRefreshMs: number;
 }
 
 export const DEFAULT_CLUSTER_TIMING: ClusterTiming = {
@@ -54,6 +56,7 @@ export const DEFAULT_CLUSTER_TIMING: ClusterTiming = {
   retryMs: 1000,
   eventsPerSecond: 5,
   eventBurst: 50,
+  loggedRefreshMs: 30_000,
 };
 
 export interface ClusterDeps {
@@ -73,7 +76,18 @@ export interface ClusterDeps {
   clock?: Clock;
   /** Restore edited files (default true; the scale simulation's hollow agents have no real disk). */
   driftGuard?: boolean;
+  /**
+   * The syscall names these containers made that their profile logged, and the pods (`ns/pod`)
+   * that made them (from the event store; none when the agent reads no audit source).
+   */
+  logged?: LoggedCalls;
 }
+
+/** See {@link ClusterDeps.logged}. */
+export type LoggedCalls = (containers: readonly { namespace: string; pod: string; container: string }[]) => {
+  names: string[];
+  pods: string[];
+};
 
 export interface AggregatorStats {
   leading: boolean;

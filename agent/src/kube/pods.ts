@@ -17,6 +17,8 @@ export interface PodUse {
   uid?: string;
   /** Runtime container ids (current and last terminated) → container, for event attribution. */
   containers: { id: string; ref: PodRef }[];
+  /** Each container's own profile (its securityContext, else the pod's), for what it logged. */
+  containerProfiles?: { container: string; profile: string }[];
 }
 
 /** `operator/<ns>/<name>.json` → `<ns>/<name>`, `operator/<name>.json` → `<name>` (shared/profile/layout.ts). */
@@ -47,13 +49,24 @@ export function podUse(raw: Obj): PodUse | undefined {
   if (typeof name !== 'string' || typeof namespace !== 'string' || spec === undefined) return undefined;
   const phase = obj(raw['status'])?.['phase'];
   const profiles = new Set<string>();
+  const containerProfiles: { container: string; profile: string }[] = [];
   if (phase !== 'Succeeded' && phase !== 'Failed') {
     const add = (k: string | undefined): void => {
       if (k !== undefined) profiles.add(k);
     };
-    add(fromSecurityContext(spec['securityContext']));
+    const podLevel = fromSecurityContext(spec['securityContext']);
+    add(podLevel);
     for (const list of ['containers', 'initContainers', 'ephemeralContainers']) {
-      for (const c of arr(spec[list])) add(fromSecurityContext(obj(c)?.['securityContext']));
+      for (const c of arr(spec[list])) {
+        const own = fromSecurityContext(obj(c)?.['securityContext']);
+        add(own);
+        // A container that names another kind of profile (RuntimeDefault, Unconfined) does not run under the pod's.
+        const named = obj(obj(obj(c)?.['securityContext'])?.['seccompProfile']) !== undefined;
+        const effective = own ?? (named ? undefined : podLevel);
+        const cname = obj(c)?.['name'];
+        if (effective !== undefined && typeof cname === 'string')
+          containerProfiles.push({ container: cname, profile: effective });
+      }
     }
     for (const [k, v] of Object.entries(obj(meta?.['annotations']) ?? {})) {
       if (
@@ -70,6 +83,7 @@ export function podUse(raw: Obj): PodUse | undefined {
     profiles: [...profiles].sort(),
     ...(typeof uid === 'string' ? { uid } : {}),
     containers: containerIdsOfPod(raw as V1Pod),
+    ...(containerProfiles.length === 0 ? {} : { containerProfiles }),
   };
 }
 
@@ -78,6 +92,8 @@ export class PodIndex implements ContainerIndex {
   readonly #byProfile = new Map<string, Set<string>>();
   readonly #byContainer = new Map<string, PodRef>();
   readonly #byUid = new Map<string, { namespace: string; pod: string }>();
+  /** pod key → its containers' profiles. */
+  readonly #containerProfiles = new Map<string, readonly { container: string; profile: string }[]>();
 
   /** The pod and container of a runtime container id on this node (event attribution). */
   byContainerId(id: string): PodRef | undefined {
@@ -94,6 +110,8 @@ export class PodIndex implements ContainerIndex {
     for (const c of old?.containers ?? []) this.#byContainer.delete(c.id);
     if (old?.uid !== undefined) this.#byUid.delete(old.uid);
     for (const c of cur?.containers ?? []) this.#byContainer.set(c.id, c.ref);
+    if (old !== undefined) this.#containerProfiles.delete(old.key);
+    if (cur?.containerProfiles !== undefined) this.#containerProfiles.set(cur.key, cur.containerProfiles);
     if (cur?.uid !== undefined) {
       const [namespace = '', pod = ''] = cur.key.split('/');
       this.#byUid.set(cur.uid, { namespace, pod });
@@ -123,6 +141,18 @@ export class PodIndex implements ContainerIndex {
   /** The pods (`ns/name`, sorted) on this node that use a profile. */
   users(profileKey: string): string[] {
     return [...(this.#byProfile.get(profileKey) ?? [])].sort();
+  }
+
+  /** The containers on this node that run under a profile: namespace, pod and container name. */
+  containersUsing(profileKey: string): { namespace: string; pod: string; container: string }[] {
+    const out: { namespace: string; pod: string; container: string }[] = [];
+    for (const podKey of this.users(profileKey)) {
+      const [namespace = '', pod = ''] = podKey.split('/');
+      for (const c of this.#containerProfiles.get(podKey) ?? []) {
+        if (c.profile === profileKey) out.push({ namespace, pod, container: c.container });
+      }
+    }
+    return out;
   }
 
   /** Every profile key in use on this node. */

@@ -5,47 +5,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import t, { type Test } from 'tap';
-import { EventStore, type SyscallEvent } from '../../../agent/src/events/store.js';
+import { EventStore } from '../../../agent/src/events/store.js';
 import { checkRoutes, type CheckReport } from '../../../agent/src/http/check-routes.js';
 import { candidateResolver, type InstalledProfile } from '../../../agent/src/profiles/candidate.js';
-import { SYSCALL_CATALOG, syscallNumber, type Arch } from '../../../shared/syscalls/index.js';
+import { SYSCALL_CATALOG } from '../../../shared/syscalls/index.js';
+import { podEvent as event } from '../../helpers/store-events.js';
 
 const NGINX = 'a'.repeat(64);
 const OTHER = 'b'.repeat(64);
-
-/** An event as the pipeline makes one for a pod's container. */
-function event(containerId: string, pod: string, container: string, arch: Arch, name: string | null, nr?: number) {
-  const syscallNr = nr ?? (name === null ? 9999 : (syscallNumber(arch, name) ?? -1));
-  const ev: Omit<SyscallEvent, 'seq'> = {
-    time: '2026-12-02T12:00:00.000Z',
-    node: 'node1',
-    namespace: 'seccomp-test',
-    pod,
-    container,
-    containerId,
-    podUid: '11111111-2222-3333-4444-555555555555',
-    attribution: 'pod',
-    pid: 100,
-    comm: 'nginx',
-    exe: '/usr/sbin/nginx',
-    uid: 0,
-    gid: 0,
-    auid: null,
-    ses: null,
-    arch,
-    auditArch: arch === 'x86' ? '40000003' : 'c000003e',
-    syscall: name,
-    syscallNr,
-    action: 'SCMP_ACT_LOG',
-    code: '0x7ffc0000',
-    errno: null,
-    sig: null,
-    compat: arch === 'x86' ? 1 : 0,
-    ip: null,
-    auditId: '1.0:1',
-  };
-  return ev;
-}
 
 const COMPLAINER_CALLS = ['read', 'write', 'openat', 'rseq', 'faccessat2', 'mkdir', 'getpid'];
 

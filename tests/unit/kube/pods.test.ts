@@ -41,7 +41,34 @@ t.test('the profiles a pod uses', async (t) => {
     key: 'ns/web',
     profiles: ['ns/debug', 'ns/init', 'ns/main', 'ns/old', 'ns/pod-level'],
     containers: [],
+    // d names RuntimeDefault: it does not run under the pod-level profile.
+    containerProfiles: [
+      { container: 'c', profile: 'ns/main' },
+      { container: 'i', profile: 'ns/init' },
+      { container: 'e', profile: 'ns/debug' },
+    ],
   });
+  const plain = {
+    metadata: { name: 'p', namespace: 'ns' },
+    spec: {
+      securityContext: local('pod-level'),
+      containers: [{ name: 'a' }, { name: 'b', securityContext: local('own') }],
+    },
+  };
+  t.same(
+    podUse(plain)?.containerProfiles,
+    [
+      { container: 'a', profile: 'ns/pod-level' },
+      { container: 'b', profile: 'ns/own' },
+    ],
+    "a container without a profile of its own runs under the pod's",
+  );
+  const idx = new PodIndex();
+  idx.update(undefined, podUse(plain));
+  t.same(idx.containersUsing('ns/pod-level'), [{ namespace: 'ns', pod: 'p', container: 'a' }], 'containersUsing');
+  t.same(idx.containersUsing('ns/own'), [{ namespace: 'ns', pod: 'p', container: 'b' }]);
+  idx.update(podUse(plain), undefined);
+  t.same(idx.containersUsing('ns/own'), [], 'forgotten with the pod');
   t.same(podUse({ ...pod, status: { phase: 'Succeeded' } })?.profiles, [], 'a finished pod uses nothing');
   t.equal(podUse({ metadata: { name: 'x' } }), undefined);
 });

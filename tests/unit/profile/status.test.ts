@@ -4,6 +4,7 @@ import type { NodeReportBody, SeccompProfileStatus } from '../../../shared/profi
 import {
   MAX_ACTIVE_WORKLOADS,
   MAX_NAMED,
+  MAX_WOULD_BLOCK_NAMES,
   inUseOnLiveNodes,
   nameList,
   nodeView,
@@ -105,17 +106,19 @@ t.test('tally: where each live node stands', async (t) => {
         pending: ['b', 'c', 'f'],
         failed: [{ node: 'd', reason: 'InstallFailed', message: 'cannot write ns/p on d' }],
         users: ['ns/pod-f'],
+        logged: [],
+        loggedPods: [],
       },
     },
     {
       name: 'unknown spec revision: nobody has installed it',
       i: { liveNodes: ['a', 'e'], reports, specRevision: NaN },
-      want: { installed: [], pending: ['a', 'e'], failed: [], users: [] },
+      want: { installed: [], pending: ['a', 'e'], failed: [], users: [], logged: [], loggedPods: [] },
     },
     {
       name: 'no live nodes',
       i: { liveNodes: [], reports },
-      want: { installed: [], pending: [], failed: [], users: [] },
+      want: { installed: [], pending: [], failed: [], users: [], logged: [], loggedPods: [] },
     },
   ];
   for (const c of cases) t.same(tally(input(c.i)), c.want, c.name);
@@ -380,4 +383,76 @@ t.test('inUseOnLiveNodes: the in-use finalizer’s rule', async (t) => {
     [[], false, 'no live nodes (a’s report is not read)'],
   ];
   for (const [live, want, name] of cases) t.equal(inUseOnLiveNodes(KEY, live, reports), want, name);
+});
+
+/** A report whose profile KEY is in use by `pods`, of which `loggedPods` logged `logged`. */
+function logging(node: string, pods: string[], logged: string[], loggedPods: string[]): NodeReportBody {
+  const r = report(node, 10, { inUse: [[KEY, pods]] });
+  return { ...r, inUse: r.inUse.map((u) => ({ ...u, logged, loggedPods })) };
+}
+
+t.test('issue 15: a complain profile says what an enforcing version would block', async (t) => {
+  const reports = views(
+    logging('a', ['ns/p1', 'ns/p2'], ['mkdirat', 'rseq'], ['ns/p1']),
+    logging('b', ['ns/p3'], ['faccessat2', 'rseq'], ['ns/p3']),
+    logging('dead', ['ns/p9'], ['ptrace'], ['ns/p9']), // not live: ignored
+    report('c', 10),
+  );
+  const live = ['a', 'b', 'c'];
+  const cases: {
+    name: string;
+    i: Partial<ProfileStatusInput>;
+    condition?: { status: string; reason: string; message: string };
+    wouldBlock?: SeccompProfileStatus['wouldBlock'];
+  }[] = [
+    {
+      name: 'calls logged on two nodes: their union, and the pods that made them',
+      i: { complain: true, liveNodes: live, reports },
+      condition: {
+        status: 'True',
+        reason: 'CallsLogged',
+        message: 'would block 3 calls seen in 2 pods: faccessat2, mkdirat, rseq',
+      },
+      wouldBlock: { calls: 3, pods: 2, syscalls: ['faccessat2', 'mkdirat', 'rseq'] },
+    },
+    {
+      name: 'one call, one pod: singular',
+      i: { complain: true, liveNodes: ['a'], reports: views(logging('a', ['ns/p1'], ['rseq'], ['ns/p1'])) },
+      condition: { status: 'True', reason: 'CallsLogged', message: 'would block 1 call seen in 1 pod: rseq' },
+      wouldBlock: { calls: 1, pods: 1, syscalls: ['rseq'] },
+    },
+    {
+      name: 'in use, nothing logged yet',
+      i: { complain: true, liveNodes: ['a'], reports: views(logging('a', ['ns/p1'], [], [])) },
+      condition: { status: 'False', reason: 'NoCallsLogged', message: 'no call logged yet by the pod that uses it' },
+    },
+    { name: 'not a complain profile: no WouldBlock', i: { complain: false, liveNodes: live, reports } },
+    { name: 'no pod uses it: no WouldBlock', i: { complain: true, liveNodes: ['c'], reports } },
+    { name: 'being deleted: no WouldBlock', i: { complain: true, deleting: true, liveNodes: live, reports } },
+  ];
+  for (const c of cases) {
+    const s = profileStatus(input(c.i));
+    const wb = s.conditions.find((x) => x.type === 'WouldBlock');
+    if (c.condition === undefined) t.equal(wb, undefined, `${c.name}: no condition`);
+    else t.match(wb, c.condition, `${c.name}: the condition`);
+    t.same(s.wouldBlock, c.wouldBlock, `${c.name}: status.wouldBlock`);
+    t.equal(s.conditions[0]?.type, 'Ready', `${c.name}: Ready stays first`);
+  }
+});
+
+t.test('issue 15: wouldBlock lists at most MAX_WOULD_BLOCK_NAMES names, and counts them all', async (t) => {
+  const many = names(MAX_WOULD_BLOCK_NAMES + 20, 'call');
+  const s = profileStatus(
+    input({ complain: true, liveNodes: ['a'], reports: views(logging('a', ['ns/p1'], many, ['ns/p1'])) }),
+  );
+  t.equal(s.wouldBlock?.calls, many.length);
+  t.equal(s.wouldBlock?.syscalls.length, MAX_WOULD_BLOCK_NAMES);
+  t.match(s.conditions[1]?.message, /^would block 120 calls seen in 1 pod: call00, .* and 110 more$/);
+});
+
+t.test('issue 15: the WouldBlock transition time holds while its status holds', async (t) => {
+  const i = input({ complain: true, liveNodes: ['a'], reports: views(logging('a', ['ns/p1'], ['rseq'], ['ns/p1'])) });
+  const first = profileStatus(i);
+  const again = profileStatus({ ...i, previous: first, now: '2025-01-02T00:00:00Z' });
+  t.equal(again.conditions[1]?.lastTransitionTime, '2025-01-01T00:00:00Z');
 });
