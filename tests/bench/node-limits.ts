@@ -184,6 +184,7 @@ async function bareNode(): Promise<{ rss: number; startMs: number }> {
 /** A bare fastify process answering `bytes` on every path, as the floor for the HTTP rows. */
 async function bareFastify(
   bodies: Record<string, { body: string; type: string }>,
+  withAgentFlags = false,
 ): Promise<{ port: number; p: ChildProcess }> {
   const port = await freePort();
   const file = join(tmpdir(), `bare-bodies-${port}.json`);
@@ -193,7 +194,11 @@ async function bareFastify(
     const b = JSON.parse(require('node:fs').readFileSync(${JSON.stringify(file)}, 'utf8'));
     for (const [path, v] of Object.entries(b)) { const buf = Buffer.from(v.body); app.get(path, (q, r) => r.type(v.type).send(buf)); }
     app.listen({ host: '127.0.0.1', port: ${port} });`;
-  const p = spawn(process.execPath, ['-e', code], { stdio: 'ignore', cwd: repoRoot });
+  const p = spawn(process.execPath, [...(withAgentFlags ? NODE_ARGS : []), '-e', code], {
+    stdio: 'ignore',
+    cwd: repoRoot,
+    ...(withAgentFlags ? { env: { ...process.env, ...NODE_ENV } } : {}),
+  });
   while ((await get(`http://127.0.0.1:${port}/v1/syscalls`)) === undefined) await sleep(5);
   return { port, p };
 }
@@ -278,25 +283,31 @@ async function ingestAndServe(dir: string, bare: { rss: number }): Promise<{ fil
     bodies[path.split('?')[0] ?? path] = { body: await r.text(), type: r.headers.get('content-type') ?? 'text/plain' };
   }
   const floor = await bareFastify(bodies);
+  // A second floor under the agent's own node flags: what the flags cost, apart from our code.
+  const flagged = NODE_ARGS.length > 0 ? await bareFastify(bodies, true) : undefined;
+  const best = (x: Awaited<ReturnType<typeof load>>, y: Awaited<ReturnType<typeof load>>) => (x.rps >= y.rps ? x : y);
+  /** Interleaved, best of two: the machine is shared, and a 5 s window can fall on a busy moment. */
+  const measure = async (url: string) => best(await load(url), await load(url));
   for (const path of paths) {
-    // Interleaved, best of two each: the machine is shared, and a 5 s window can fall on a busy moment.
-    // Each process first serves 1 s of the same load, so neither is measured while its JIT warms up.
+    const bare = path.split('?')[0] ?? path;
+    // Each process first serves 1 s of the same load, so none is measured while its JIT warms up.
     await load(`http://127.0.0.1:${port}${path}`, 1);
-    await load(`http://127.0.0.1:${floor.port}${path.split('?')[0] ?? path}`, 1);
-    const best = (x: Awaited<ReturnType<typeof load>>, y: Awaited<ReturnType<typeof load>>) => (x.rps >= y.rps ? x : y);
-    const a1 = await load(`http://127.0.0.1:${port}${path}`);
-    const b1 = await load(`http://127.0.0.1:${floor.port}${path.split('?')[0] ?? path}`);
-    const a = best(a1, await load(`http://127.0.0.1:${port}${path}`));
-    const b = best(b1, await load(`http://127.0.0.1:${floor.port}${path.split('?')[0] ?? path}`));
-    figures[`http ${path}`] = { agent: a, bare: b };
+    await load(`http://127.0.0.1:${floor.port}${bare}`, 1);
+    if (flagged !== undefined) await load(`http://127.0.0.1:${flagged.port}${bare}`, 1);
+    const a = await measure(`http://127.0.0.1:${port}${path}`);
+    const b = await measure(`http://127.0.0.1:${floor.port}${bare}`);
+    const f = flagged === undefined ? undefined : await measure(`http://127.0.0.1:${flagged.port}${bare}`);
+    figures[`http ${path}`] = { agent: a, bare: b, ...(f === undefined ? {} : { bareWithAgentFlags: f }) };
     row(
       `${path} (${(a.bytes / 1024).toFixed(1)} KB) under load, 16 connections`,
       `${a.rps} req/s, p99 ${a.p99} ms`,
-      `bare fastify ${b.rps} req/s`,
-      `${(a.rps / b.rps).toFixed(2)}× bare`,
+      `bare fastify ${b.rps} req/s` + (f === undefined ? '' : `; with the agent's node flags ${f.rps} req/s`),
+      `${(a.rps / b.rps).toFixed(2)}× bare` +
+        (f === undefined ? '' : ` (${(a.rps / f.rps).toFixed(2)}× bare with the same flags)`),
       '≥ 0.8× bare',
     );
   }
+  if (flagged !== undefined) await stop(flagged.p);
   await stop(floor.p);
   await stop(p);
   return { file, seccomp };

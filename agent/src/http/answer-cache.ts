@@ -40,6 +40,7 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
 /** The cache. `epoch` tells this process's ETags from another's (default: random per instance). */
 export class AnswerCache {
   private readonly entries = new Map<string, { version: number; answer: CachedAnswer }>();
+  private readonly urls = new Map<string, { version: number; answer: CachedAnswer }>();
   private readonly epoch: string;
   private readonly max: number;
 
@@ -70,6 +71,26 @@ export class AnswerCache {
       this.entries.delete(oldest.value);
     }
     return answer;
+  }
+
+  /**
+   * The answer remembered under a raw request URL at `version`, if any: a route may look it up
+   * before it parses the query (the URL says everything the answer depends on, besides the store).
+   */
+  peek(url: string, version: number): CachedAnswer | undefined {
+    const hit = this.urls.get(url);
+    return hit !== undefined && hit.version === version ? hit.answer : undefined;
+  }
+
+  /** Remembers `answer` under a raw request URL (bounded as the keys are: oldest first out). */
+  remember(url: string, version: number, answer: CachedAnswer): void {
+    this.urls.delete(url);
+    this.urls.set(url, { version, answer });
+    while (this.urls.size > this.max) {
+      const oldest = this.urls.keys().next();
+      if (oldest.done === true) break;
+      this.urls.delete(oldest.value);
+    }
   }
 
   /** Cached keys (tests). */
