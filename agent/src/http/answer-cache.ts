@@ -37,6 +37,17 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
   return false;
 }
 
+/** Sets `key` as the newest entry of `map` and drops the oldest beyond `max` (a Map keeps insertion order). */
+function putNewest<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > max) {
+    const oldest = map.keys().next();
+    if (oldest.done === true) break;
+    map.delete(oldest.value);
+  }
+}
+
 /** The cache. `epoch` tells this process's ETags from another's (default: random per instance). */
 export class AnswerCache {
   private readonly entries = new Map<string, { version: number; answer: CachedAnswer }>();
@@ -63,13 +74,7 @@ export class AnswerCache {
       contentType: m.contentType,
       etag: `"${this.epoch}-${version.toString(36)}-${fnv1a(key)}"`,
     };
-    this.entries.delete(key);
-    this.entries.set(key, { version, answer });
-    while (this.entries.size > this.max) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
-    }
+    putNewest(this.entries, key, { version, answer }, this.max);
     return answer;
   }
 
@@ -84,13 +89,7 @@ export class AnswerCache {
 
   /** Remembers `answer` under a raw request URL (bounded as the keys are: oldest first out). */
   remember(url: string, version: number, answer: CachedAnswer): void {
-    this.urls.delete(url);
-    this.urls.set(url, { version, answer });
-    while (this.urls.size > this.max) {
-      const oldest = this.urls.keys().next();
-      if (oldest.done === true) break;
-      this.urls.delete(oldest.value);
-    }
+    putNewest(this.urls, url, { version, answer }, this.max);
   }
 
   /** Cached keys (tests). */

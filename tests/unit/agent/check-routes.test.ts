@@ -117,12 +117,9 @@ t.test('POST a YAML profile, with its base profile taken from the node', async (
     '      action: SCMP_ACT_ERRNO',
     '      errnoRet: 13',
   ].join('\n');
-  const res = await app.inject({
-    method: 'POST',
-    url: '/v1/check?pod=complainer',
-    headers: { 'content-type': 'application/yaml' },
-    payload: yaml,
-  });
+  const post = (contentType: string, payload: string) =>
+    app.inject({ method: 'POST', url: '/v1/check?pod=complainer', headers: { 'content-type': contentType }, payload });
+  const res = await post('application/yaml', yaml);
   t.equal(res.statusCode, 200, res.body);
   const r = res.json<CheckReport>();
   t.equal(r.profile, 'seccomp-test/candidate');
@@ -139,12 +136,7 @@ t.test('POST a YAML profile, with its base profile taken from the node', async (
     metadata: { name: 'all', namespace: 'seccomp-test' },
     spec: { defaultAction: 'SCMP_ACT_ALLOW' },
   });
-  const form = await app.inject({
-    method: 'POST',
-    url: '/v1/check?pod=complainer',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: json,
-  });
+  const form = await post('application/x-www-form-urlencoded', json);
   t.equal(form.statusCode, 200, form.body);
   t.equal(form.json<CheckReport>().summary.notAllowed, 0, 'an ALLOW default allows every call of the node’s arch');
 });
