@@ -20,11 +20,13 @@
 // - a ValidatingAdmissionPolicy narrows the agent's `patch pods` to removing its own gate and label;
 // - no webhook configuration exists at any point.
 // Timings (how soon a policy or parameter reaches admission) are printed as comments, not asserted.
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { KubeClient, isKubeApiError } from '../../agent/src/kube/client.js';
 import { loadKubeconfig } from '../../agent/src/kube/kubeconfig.js';
 import { startControlPlane, testbedVersions, type CommandResult, type ControlPlane } from '../testbed/cluster.js';
 import { pollUntil } from '../testbed/exec.js';
+import { repoRoot } from '../helpers/shared.js';
 
 const GROUP = 'seccomp-agent.security-profiles-operator.x-k8s.io';
 const GATE = `${GROUP}/profiles`;
@@ -373,54 +375,28 @@ const RECORDING_MAP = list(
   },
 );
 
-const ALLOWED_TYPES = `['Localhost', 'RuntimeDefault']`;
-/** Whether a securityContext `sc` confines, else `fallback` (the pod's). */
-const confined = (sc: string, fallback: string): string =>
-  `(has(${sc}) && has(${sc}.seccompProfile) ? ${sc}.seccompProfile.type in ${ALLOWED_TYPES} : ${fallback})`;
-const unconfinedIn = (l: string): string =>
-  `(has(object.spec.${l}) ? object.spec.${l} : []).filter(c, !${confined('c.securityContext', 'variables.podConfined')}).map(c, c.name)`;
-
-const REQUIRE_VAP = list({
-  apiVersion: AR,
-  kind: 'ValidatingAdmissionPolicy',
-  metadata: { name: 'seccomp-agent-require-profile' },
-  spec: {
-    failurePolicy: 'Fail',
-    matchConstraints: {
-      resourceRules: [
-        PODS_CREATE,
-        { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] },
-      ],
-    },
-    variables: [
-      { name: 'podConfined', expression: confined('object.spec.securityContext', 'false') },
-      {
-        name: 'unconfined',
-        expression: `${unconfinedIn('containers')} + ${unconfinedIn('initContainers')} + ${unconfinedIn('ephemeralContainers')}`,
-      },
-    ],
-    validations: [
-      {
-        expression: 'variables.unconfined.size() == 0',
-        reason: 'Forbidden',
-        messageExpression: `'containers without a seccomp profile of type Localhost or RuntimeDefault: ' + variables.unconfined.join(', ') +
-          ' (namespace ' + namespaceObject.metadata.name + ' has ${ENFORCE_LABEL}=true; set securityContext.seccompProfile on the pod or on each container)'`,
-      },
-    ],
-  },
-});
-
-const requireBinding = (actions: string[]): string =>
-  list({
-    apiVersion: AR,
-    kind: 'ValidatingAdmissionPolicyBinding',
-    metadata: { name: 'seccomp-agent-require-profile' },
-    spec: {
-      policyName: 'seccomp-agent-require-profile',
-      validationActions: actions,
-      matchResources: { namespaceSelector: { matchLabels: { [ENFORCE_LABEL]: 'true' } } },
-    },
-  });
+/**
+ * The chart's require-profile policy and its binding (templates/require-profile.yaml), rendered
+ * with `validationActions`: the probe runs what `helm install --set requireProfile.enabled=true`
+ * installs, not a copy.
+ */
+async function chartRequirePolicy(actions: string[]): Promise<string> {
+  const r = await cp.helm([
+    'template',
+    'seccomp-agent',
+    join(repoRoot, 'manifests/helm/seccomp-agent'),
+    '--set',
+    'requireProfile.enabled=true',
+    '--set',
+    `requireProfile.validationActions={${actions.join(',')}}`,
+    '--api-versions',
+    'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy',
+    '--show-only',
+    'templates/require-profile.yaml',
+  ]);
+  if (r.code !== 0) throw new Error(`helm template: ${r.stderr}`);
+  return r.stdout;
+}
 
 const listOf = (x: string): string => `(has(${x}) ? ${x} : [])`;
 const same = (field: string): string =>
@@ -978,8 +954,7 @@ items:
 - {apiVersion: v1, kind: Namespace, metadata: {name: strict, labels: {${JSON.stringify(ENFORCE_LABEL)}: 'true'}}}
 - {apiVersion: v1, kind: Namespace, metadata: {name: lax}}
 `);
-  await cp.apply(REQUIRE_VAP);
-  await cp.apply(requireBinding(['Deny']));
+  await cp.apply(await chartRequirePolicy(['Deny']));
   const bare = (n: string): Obj =>
     pod('strict', n, [
       { name: 'web', image: 'nginx:1.19.1' },
@@ -1059,7 +1034,7 @@ spec:
   t.equal(profileOf(boundOk, 'web')?.localhostProfile, 'operator/strict/complainer.json', 'bound, then admitted');
   await cp.kubectl(['delete', 'seccomppodrules', 'seccomp-agent', '-n', 'strict']);
 
-  await cp.apply(requireBinding(['Warn']));
+  await cp.apply(await chartRequirePolicy(['Warn']));
   const warned = await pollUntil(
     async () => {
       const c = await create(bare('warned'));
@@ -1079,7 +1054,7 @@ spec:
     'kubectl prints the warning with the message',
   );
 
-  await cp.apply(requireBinding(['Audit']));
+  await cp.apply(await chartRequirePolicy(['Audit']));
   const audited = await pollUntil(
     async () => {
       const c = await create(bare('audited'));

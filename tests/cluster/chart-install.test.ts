@@ -276,6 +276,54 @@ t.test('helm install creates the DaemonSet, RBAC and CRDs; uninstall leaves only
   );
 });
 
+t.test('requireProfile: helm install with it on adds the policy and its binding, and no webhook', async (t) => {
+  // The namespace of the install above: the SeccompProfile CRD it kept belongs to a release there.
+  const ns = 'sa-helm';
+  const install = await cp.helm(
+    [
+      'install',
+      'seccomp-agent',
+      CHART,
+      '--namespace',
+      ns,
+      '--create-namespace',
+      '--set',
+      'requireProfile.enabled=true',
+      '--set',
+      'requireProfile.validationActions={Warn,Audit}',
+    ],
+    { timeoutMs: 120_000 },
+  );
+  t.equal(install.code, 0, install.stderr);
+  const got = await cp.kubectl([
+    'get',
+    'validatingadmissionpolicies,validatingadmissionpolicybindings',
+    '-l',
+    'app.kubernetes.io/instance=seccomp-agent',
+    '-o',
+    'jsonpath={range .items[*]}{.kind} {.metadata.name} {.spec.validationActions}{"\\n"}{end}',
+  ]);
+  t.same(
+    got.stdout.trim().split('\n').sort(),
+    [
+      'ValidatingAdmissionPolicy seccomp-agent-require-profile ',
+      'ValidatingAdmissionPolicyBinding seccomp-agent-require-profile ["Warn","Audit"]',
+    ],
+    'the policy and its binding, with the validation actions given',
+  );
+  const hooks = await cp.kubectl([
+    'get',
+    'validatingwebhookconfigurations,mutatingwebhookconfigurations',
+    '-o',
+    'name',
+  ]);
+  t.equal(hooks.stdout.trim(), '', 'no webhook configuration');
+  const un = await cp.helm(['uninstall', 'seccomp-agent', '--namespace', ns, '--wait'], { timeoutMs: 120_000 });
+  t.equal(un.code, 0, un.stderr);
+  const left = await cp.kubectl(['get', 'validatingadmissionpolicies,validatingadmissionpolicybindings', '-o', 'name']);
+  t.equal(left.stdout.trim(), '', 'uninstall removes them');
+});
+
 // Last: helm installs crds/ before it checks the values, so even a refused install leaves the report
 // CRD (the SeccompProfile CRD is a template of the layout, installed only with the release).
 t.test('bad values are refused by the schema, naming the key', async (t) => {
@@ -288,6 +336,8 @@ t.test('bad values are refused by the schema, naming the key', async (t) => {
     [['--set', 'audit.logGroup=0'], /logGroup/],
     [['--set', 'resources.limits.memory=lots'], /memory/],
     [['--set', 'apiServer=10.0.0.10'], /apiServer/],
+    [['--set', 'requireProfile.validationActions={Deny,Warn}'], /requireProfile\/validationActions/],
+    [['--set', 'requireProfile.validationActions={Block}'], /requireProfile\/validationActions/],
   ];
   for (const [args, names] of cases) {
     const r = await cp.helm(['install', 'bad', CHART, '--namespace', 'bad', '--create-namespace', ...args]);
