@@ -295,6 +295,8 @@ t.test('requireProfile: helm install with it on adds the policy and its binding,
     { timeoutMs: 120_000 },
   );
   t.equal(install.code, 0, install.stderr);
+  t.match(install.stdout, 'reported (Warn, Audit) in namespaces labelled', 'NOTES: what the policy does, and where');
+  t.match(install.stdout, '/v1/check?profile=', 'NOTES: checking before enforcing');
   const got = await cp.kubectl([
     'get',
     'validatingadmissionpolicies,validatingadmissionpolicybindings',
